@@ -1,0 +1,136 @@
+"""Orbax checkpoints: train state + data-iterator state + model metadata, resume from latest.
+
+Layout of a checkpoint directory (one orbax `CheckpointManager`):
+  <dir>/<step>/params     model parameters (nested dict, `nnx.to_pure_dict` layout)
+  <dir>/<step>/opt_state  optimizer state (training checkpoints only)
+  <dir>/<step>/data       grain iterator state (training checkpoints only)
+  <dir>/<step>/meta       JSON: {"model": ModelConfig fields, "step": int, ...}
+The model config, including `rope_mode`, travels with every checkpoint.
+Orbax writes each step into a temporary folder and renames it when complete, so a killed save
+never looks finished. A finished step that fails to restore is skipped with a warning in favour
+of the previous one; if none restores, `CheckpointError` is raised (never a silent restart).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from tinymyo_jax.models.tinymyo import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint directory exists but none of its steps can be restored."""
+
+
+def _manager(directory: str, max_to_keep: int | None = None) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def model_config_to_json(config: ModelConfig) -> dict[str, Any]:
+  return dataclasses.asdict(config)
+
+
+def model_config_from_json(data: dict[str, Any]) -> ModelConfig:
+  fields = {f.name for f in dataclasses.fields(ModelConfig)}
+  unknown = set(data) - fields
+  if unknown:
+    raise CheckpointError(f"checkpoint model config has unknown fields {sorted(unknown)}")
+  return ModelConfig(**data)
+
+
+class Checkpointer:
+  """Saves and restores training checkpoints in one directory."""
+
+  def __init__(self, directory: str, *, max_to_keep: int = 3):
+    self.directory = os.path.abspath(directory)
+    self.manager = _manager(self.directory, max_to_keep)
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, *, params, opt_state, data_iter, meta: dict[str, Any]) -> None:
+    args = dict(params=ocp.args.StandardSave(params), opt_state=ocp.args.StandardSave(opt_state),
+                meta=ocp.args.JsonSave({**meta, "step": int(step)}))
+    if data_iter is not None:
+      import grain  # local: grain is heavy and only needed with a data iterator
+      args["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    self.manager.save(step, args=ocp.args.Composite(**args), force=True)
+    self.manager.wait_until_finished()
+
+  def restore_latest(self, abstract_params, abstract_opt_state, data_iter):
+    """Restores the newest step that restores cleanly.
+
+    Returns (step, params, opt_state, meta), or None when the directory holds no checkpoint.
+    The data iterator is restored in place.
+    """
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    if not steps:
+      return None
+    errors = []
+    for step in steps:
+      try:
+        args = dict(params=ocp.args.StandardRestore(abstract_params),
+                    opt_state=ocp.args.StandardRestore(abstract_opt_state),
+                    meta=ocp.args.JsonRestore())
+        if data_iter is not None:
+          import grain
+          args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        out = self.manager.restore(step, args=ocp.args.Composite(**args))
+        if errors:
+          log.warning("skipped unreadable checkpoints %s", errors)
+        return step, out["params"], out["opt_state"], out["meta"]
+      except Exception as e:  # noqa: BLE001 - any failure means this step is unusable
+        errors.append((step, f"{type(e).__name__}: {e}"))
+        log.warning("checkpoint step %d in %s cannot be restored (%s); trying an older one",
+                    step, self.directory, e)
+    raise CheckpointError(
+        f"no checkpoint in {self.directory} can be restored; refusing to restart from step 0. "
+        f"Errors: {errors}")
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def save_params(directory: str, params, model_config: ModelConfig, *, step: int = 0,
+                extra_meta: dict[str, Any] | None = None) -> str:
+  """Writes a params-only checkpoint (e.g. an imported or exported model). Returns its path."""
+  manager = _manager(directory)
+  meta = {"model": model_config_to_json(model_config), "step": int(step), **(extra_meta or {})}
+  manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
+                                             meta=ocp.args.JsonSave(meta)), force=True)
+  manager.wait_until_finished()
+  manager.close()
+  return os.path.join(os.path.abspath(directory), str(step))
+
+
+def load_params(directory: str, step: int | None = None):
+  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step).
+
+  Raises CheckpointError when the directory has no finished step or it cannot be read.
+  """
+  if not os.path.isdir(directory):
+    raise CheckpointError(f"checkpoint directory {directory!r} does not exist")
+  manager = _manager(directory)
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f"checkpoint directory {directory!r} has no finished step")
+    try:
+      out = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
+                                                          meta=ocp.args.JsonRestore()))
+    except Exception as e:  # noqa: BLE001
+      raise CheckpointError(f"cannot read checkpoint step {step} in {directory!r}: {e}") from e
+  finally:
+    manager.close()
+  params = jax.tree.map(lambda x: x, out["params"])
+  return params, model_config_from_json(out["meta"]["model"]), dict(out["meta"])

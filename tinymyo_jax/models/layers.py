@@ -1,0 +1,157 @@
+"""Transformer building blocks of TinyMyo: rotary embeddings, attention, MLP, block.
+
+Parameters carry *logical* axis names (``embed``, ``qkv``, ``mlp``, ...); the mapping to mesh
+axes lives in `tinymyo_jax.sharding`, never here.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ROPE_MODES = ("time", "flat", "released")
+
+xavier = nnx.initializers.xavier_uniform()
+zeros = nnx.initializers.zeros_init()
+ones = nnx.initializers.ones_init()
+
+
+def logical(init, *names):
+  """Wraps an initializer so the created parameter carries logical axis names."""
+  return nnx.with_partitioning(init, names)
+
+
+def dense(in_features: int, out_features: int, axes: tuple[str | None, str | None], *,
+          dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  """A Linear layer (Xavier-uniform kernel, zero bias) with logical axes on its params."""
+  return nnx.Linear(
+      in_features, out_features, dtype=dtype, param_dtype=jnp.float32,
+      kernel_init=logical(xavier, *axes), bias_init=logical(zeros, axes[1]), rngs=rngs)
+
+
+def layer_norm(dim: int, *, dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  """LayerNorm with PyTorch's default epsilon (1e-5), params in fp32."""
+  return nnx.LayerNorm(
+      dim, epsilon=1e-5, dtype=dtype, param_dtype=jnp.float32,
+      scale_init=logical(ones, "embed"), bias_init=logical(zeros, "embed"), rngs=rngs)
+
+
+# ----------------------------------------------------------------------------- RoPE
+
+
+def rope_positions(mode: str, num_channels: int, num_patches: int) -> jnp.ndarray:
+  """Position of each token (channel-major order n = c*S + t) for a RoPE mode.
+
+  `time`: the patch's time index t, shared by all channels at the same instant.
+  `flat`: the token index n.
+  """
+  if mode == "time":
+    return jnp.tile(jnp.arange(num_patches), num_channels)
+  if mode == "flat":
+    return jnp.arange(num_channels * num_patches)
+  raise ValueError(f"rope_positions: mode {mode!r} has no token positions")
+
+
+def rotate_interleaved(x: jnp.ndarray, angles: jnp.ndarray) -> jnp.ndarray:
+  """Rotates interleaved pairs (2j, 2j+1) of the last axis by `angles[..., j]` (in fp32)."""
+  dtype = x.dtype
+  x = x.astype(jnp.float32).reshape(*x.shape[:-1], -1, 2)
+  cos, sin = jnp.cos(angles), jnp.sin(angles)
+  even, odd = x[..., 0], x[..., 1]
+  out = jnp.stack([even * cos - odd * sin, odd * cos + even * sin], axis=-1)
+  return out.reshape(*out.shape[:-2], -1).astype(dtype)
+
+
+def apply_rope(q_bnhd: jnp.ndarray, k_bnhd: jnp.ndarray, mode: str, num_channels: int,
+               base: float = 10000.0) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Applies rotary embeddings to q and k of shape [B, N, H, Dh].
+
+  `released` reproduces the released PyTorch code: the rotation angle is indexed by the *head*
+  number (head h turned by h*theta for every token). It cancels in q.k, so it carries no position.
+  """
+  _, n, h, dh = q_bnhd.shape
+  theta = base ** (-jnp.arange(0, dh, 2, dtype=jnp.float32) / dh)  # [Dh/2]
+  if mode == "released":
+    angles = (jnp.arange(h, dtype=jnp.float32)[:, None] * theta)[None, :, :]  # [1, H, Dh/2]
+  else:
+    pos = rope_positions(mode, num_channels, n // num_channels).astype(jnp.float32)
+    angles = (pos[:, None] * theta)[:, None, :]  # [N, 1, Dh/2]
+  return rotate_interleaved(q_bnhd, angles), rotate_interleaved(k_bnhd, angles)
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+class DropPath(nnx.Module):
+  """Stochastic depth: drops the whole residual branch per example."""
+
+  def __init__(self, rate: float):
+    self.rate = rate
+
+  def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None):
+    if deterministic or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    mask = jax.random.bernoulli(rngs.dropout(), keep, shape)
+    return jnp.where(mask, x / keep, 0).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+  """Multi-head self-attention with fused qkv and rotary embeddings on q and k."""
+
+  def __init__(self, dim: int, num_heads: int, *, rope_mode: str, attn_drop: float,
+               proj_drop: float, dtype, rngs: nnx.Rngs):
+    if dim % num_heads:
+      raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
+    self.num_heads = num_heads
+    self.rope_mode = rope_mode
+    self.qkv = dense(dim, 3 * dim, ("embed", "qkv"), dtype=dtype, rngs=rngs)
+    self.proj = dense(dim, dim, ("heads", "embed"), dtype=dtype, rngs=rngs)
+    self.attn_drop = nnx.Dropout(attn_drop)
+    self.proj_drop = nnx.Dropout(proj_drop)
+
+  def __call__(self, x_bnd, *, num_channels: int, deterministic: bool, rngs):
+    b, n, d = x_bnd.shape
+    h = self.num_heads
+    qkv = self.qkv(x_bnd).reshape(b, n, 3, h, d // h)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    q, k = apply_rope(q, k, self.rope_mode, num_channels)
+    logits = jnp.einsum("bnhd,bmhd->bhnm", q, k) / jnp.sqrt(d // h).astype(q.dtype)
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    probs = self.attn_drop(probs, deterministic=deterministic, rngs=rngs)
+    out = jnp.einsum("bhnm,bmhd->bnhd", probs, v).reshape(b, n, d)
+    return self.proj_drop(self.proj(out), deterministic=deterministic, rngs=rngs)
+
+
+class Mlp(nnx.Module):
+  """fc1 -> exact GELU -> dropout -> fc2 -> dropout."""
+
+  def __init__(self, dim: int, hidden: int, *, drop: float, dtype, rngs: nnx.Rngs):
+    self.fc1 = dense(dim, hidden, ("embed", "mlp"), dtype=dtype, rngs=rngs)
+    self.fc2 = dense(hidden, dim, ("mlp", "embed"), dtype=dtype, rngs=rngs)
+    self.drop = nnx.Dropout(drop)
+
+  def __call__(self, x, *, deterministic: bool, rngs):
+    x = jax.nn.gelu(self.fc1(x), approximate=False)
+    x = self.drop(x, deterministic=deterministic, rngs=rngs)
+    return self.drop(self.fc2(x), deterministic=deterministic, rngs=rngs)
+
+
+class Block(nnx.Module):
+  """Pre-LayerNorm Transformer block: x += DropPath(Attn(LN(x))); x += DropPath(MLP(LN(x)))."""
+
+  def __init__(self, dim: int, num_heads: int, mlp_ratio: float, *, rope_mode: str,
+               dropout: float, attn_dropout: float, drop_path: float, dtype, rngs: nnx.Rngs):
+    self.norm1 = layer_norm(dim, dtype=dtype, rngs=rngs)
+    self.attn = Attention(dim, num_heads, rope_mode=rope_mode, attn_drop=attn_dropout,
+                          proj_drop=dropout, dtype=dtype, rngs=rngs)
+    self.norm2 = layer_norm(dim, dtype=dtype, rngs=rngs)
+    self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=dropout, dtype=dtype, rngs=rngs)
+    self.drop_path = DropPath(drop_path)
+
+  def __call__(self, x, *, num_channels: int, deterministic: bool, rngs):
+    kw = dict(deterministic=deterministic, rngs=rngs)
+    x = x + self.drop_path(self.attn(self.norm1(x), num_channels=num_channels, **kw), **kw)
+    return x + self.drop_path(self.mlp(self.norm2(x), **kw), **kw)
