@@ -1,0 +1,271 @@
+"""The one mapping between the official TinyMyo state dict and the Flax parameter tree.
+
+Official keys (the released PyTorch code, `model.` prefix stripped) on the left, Flax paths on
+the right, with the exact array transform each way. Every transform is a reshape or a
+transpose, so a round trip is bit-identical.
+
+| official key                                  | Flax path                          | transform |
+| --------------------------------------------- | ---------------------------------- | --------- |
+| mask_token [1,1,D]                            | mask_token [1,1,D]                 | identity  |
+| patch_embedding.patch_embed.proj.weight [D,1,1,P] | patch_embed.kernel [P,D]       | conv-as-linear |
+| patch_embedding.patch_embed.proj.bias         | patch_embed.bias                   | identity  |
+| blocks.i.norm{1,2}.weight / .bias, norm.*     | ....scale / .bias                  | identity  |
+| blocks.i.attn.qkv.weight [3D,D]               | blocks.i.attn.qkv.kernel [D,3D]    | transpose |
+| blocks.i.attn.proj / mlp.fc1 / mlp.fc2 weight | ....kernel                         | transpose |
+| model_head.decoder_pred.weight [P,D]          | head.decoder_pred.kernel [D,P]     | transpose |
+| model_head.classifier.weight [K,C*D]          | head.classifier.kernel [C*D,K]     | transpose |
+| model_head.regressor.{0,3,5}.weight [o,i,k]   | head.{pointwise_in,depthwise,pointwise_out}.kernel [k,i,o] | conv1d |
+
+The fused qkv needs no reordering: both sides split its outputs as (3, heads, head_dim), i.e.
+columns [q | k | v] with head h at h*Dh .. h*Dh+Dh-1 inside each part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable
+
+import numpy as np
+
+OFFICIAL_PREFIX = "model."
+REGRESSION_HIDDEN = 256  # hidden width of the released DB8 regression head
+
+
+class WeightMapError(ValueError):
+  """A state dict does not fit the TinyMyo layout (message names the offending keys)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+  """A pair of exact array maps: official (torch) layout <-> Flax layout."""
+
+  name: str
+  to_flax: Callable[[np.ndarray], np.ndarray]
+  to_official: Callable[[np.ndarray], np.ndarray]
+
+
+IDENTITY = Transform("identity", lambda a: a, lambda a: a)
+LINEAR = Transform("transpose", lambda a: a.T, lambda a: a.T)  # [out,in] <-> [in,out]
+CONV1D = Transform("conv1d", lambda a: a.transpose(2, 1, 0), lambda a: a.transpose(2, 1, 0))
+PATCH = Transform(  # Conv2d [D,1,1,P] <-> Linear kernel [P,D]
+    "conv-as-linear",
+    lambda a: a.reshape(a.shape[0], -1).T,
+    lambda a: a.T.reshape(a.shape[1], 1, 1, a.shape[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One tensor: its official key, its Flax path and the transform between them."""
+
+  official: str
+  flax: tuple[str | int, ...]
+  transform: Transform
+
+
+def _linear(official: str, flax: tuple) -> list[Entry]:
+  return [Entry(f"{official}.weight", flax + ("kernel",), LINEAR),
+          Entry(f"{official}.bias", flax + ("bias",), IDENTITY)]
+
+
+def _norm(official: str, flax: tuple) -> list[Entry]:
+  return [Entry(f"{official}.weight", flax + ("scale",), IDENTITY),
+          Entry(f"{official}.bias", flax + ("bias",), IDENTITY)]
+
+
+def _conv1d(official: str, flax: tuple) -> list[Entry]:
+  return [Entry(f"{official}.weight", flax + ("kernel",), CONV1D),
+          Entry(f"{official}.bias", flax + ("bias",), IDENTITY)]
+
+
+HEAD_ENTRIES = {
+    "reconstruction": _linear("model_head.decoder_pred", ("head", "decoder_pred")),
+    "classification": _linear("model_head.classifier", ("head", "classifier")),
+    "regression": (_conv1d("model_head.regressor.0", ("head", "pointwise_in"))
+                   + _conv1d("model_head.regressor.3", ("head", "depthwise"))
+                   + _conv1d("model_head.regressor.5", ("head", "pointwise_out"))),
+}
+
+# The key that identifies each head type in a state dict.
+HEAD_MARKERS = {
+    "model_head.decoder_pred.weight": "reconstruction",
+    "model_head.classifier.weight": "classification",
+    "model_head.regressor.0.weight": "regression",
+}
+
+
+def entries(num_layers: int, head: str) -> list[Entry]:
+  """The full mapping table for a model with `num_layers` blocks and the given head."""
+  table = [Entry("mask_token", ("mask_token",), IDENTITY),
+           Entry("patch_embedding.patch_embed.proj.weight", ("patch_embed", "kernel"), PATCH),
+           Entry("patch_embedding.patch_embed.proj.bias", ("patch_embed", "bias"), IDENTITY)]
+  for i in range(num_layers):
+    b = f"blocks.{i}"
+    table += _norm(f"{b}.norm1", ("blocks", i, "norm1"))
+    table += _linear(f"{b}.attn.qkv", ("blocks", i, "attn", "qkv"))
+    table += _linear(f"{b}.attn.proj", ("blocks", i, "attn", "proj"))
+    table += _norm(f"{b}.norm2", ("blocks", i, "norm2"))
+    table += _linear(f"{b}.mlp.fc1", ("blocks", i, "mlp", "fc1"))
+    table += _linear(f"{b}.mlp.fc2", ("blocks", i, "mlp", "fc2"))
+  table += _norm("norm", ("norm",))
+  return table + HEAD_ENTRIES[head]
+
+
+# ----------------------------------------------------------------------------- key prefixes
+
+
+def strip_prefix(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], bool]:
+  """Removes the Lightning `model.` prefix when every key has it. Returns (state, had_prefix).
+
+  A mix of prefixed and bare keys is rejected: it means two state dicts were merged.
+  """
+  prefixed = [k for k in state if k.startswith(OFFICIAL_PREFIX)]
+  if not prefixed:
+    return dict(state), False
+  if len(prefixed) != len(state):
+    bare = sorted(k for k in state if not k.startswith(OFFICIAL_PREFIX))
+    raise WeightMapError(f"state dict mixes keys with and without the '{OFFICIAL_PREFIX}' "
+                         f"prefix; keys without it: {bare}")
+  return {k[len(OFFICIAL_PREFIX):]: v for k, v in state.items()}, True
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+@dataclasses.dataclass(frozen=True)
+class Inferred:
+  """Architecture facts readable from tensor shapes alone."""
+
+  num_layers: int
+  embed_dim: int
+  mlp_hidden: int
+  patch_size: int
+  head: str
+  num_channels: int | None  # None for the reconstruction head
+  num_outputs: int
+
+
+def _shape(state: dict[str, np.ndarray], key: str) -> tuple[int, ...]:
+  if key not in state:
+    raise WeightMapError(f"state dict has no tensor {key!r}, which every TinyMyo model has")
+  return tuple(state[key].shape)
+
+
+def infer_architecture(state: dict[str, np.ndarray], *, reduction: str = "concat"
+                       ) -> Inferred:
+  """Reads depth, width, patch size and head type from a (prefix-free) official state dict."""
+  block_ids = sorted({int(m.group(1)) for k in state
+                      if (m := re.match(r"blocks\.(\d+)\.", k))})
+  if not block_ids:
+    raise WeightMapError("state dict has no 'blocks.<i>.' tensors; it is not a TinyMyo model "
+                         f"(first keys: {sorted(state)[:5]})")
+  if block_ids != list(range(len(block_ids))):
+    raise WeightMapError(f"transformer block indices are not contiguous from 0: {block_ids}")
+  patch = _shape(state, "patch_embedding.patch_embed.proj.weight")
+  if len(patch) != 4 or patch[1:3] != (1, 1):
+    raise WeightMapError("patch_embedding.patch_embed.proj.weight must have shape "
+                         f"[D, 1, 1, P], got {list(patch)}")
+  embed_dim, patch_size = patch[0], patch[3]
+  fc1 = _shape(state, "blocks.0.mlp.fc1.weight")
+  heads = [HEAD_MARKERS[k] for k in HEAD_MARKERS if k in state]
+  if len(heads) != 1:
+    head_keys = sorted(k for k in state if k.startswith("model_head."))
+    raise WeightMapError(f"expected exactly one head (one of {sorted(HEAD_MARKERS)}), found "
+                         f"{len(heads)}; model_head keys: {head_keys}")
+  head = heads[0]
+  num_channels = None
+  if head == "reconstruction":
+    num_outputs = _shape(state, "model_head.decoder_pred.weight")[0]
+  elif head == "classification":
+    num_outputs, fused = _shape(state, "model_head.classifier.weight")
+    if reduction == "concat":
+      if fused % embed_dim:
+        raise WeightMapError(f"model_head.classifier.weight has {fused} input features, not a "
+                             f"multiple of the embedding width {embed_dim}")
+      num_channels = fused // embed_dim
+  else:
+    w_in = _shape(state, "model_head.regressor.0.weight")
+    num_outputs = _shape(state, "model_head.regressor.5.weight")[0]
+    if w_in[1] % embed_dim:
+      raise WeightMapError(f"model_head.regressor.0.weight has {w_in[1]} input channels, not a "
+                           f"multiple of the embedding width {embed_dim}")
+    num_channels = w_in[1] // embed_dim
+    if w_in[0] != REGRESSION_HIDDEN:
+      raise WeightMapError(f"model_head.regressor.0.weight has {w_in[0]} output channels; the "
+                           f"regression head has a fixed hidden width of {REGRESSION_HIDDEN}")
+  return Inferred(num_layers=len(block_ids), embed_dim=embed_dim, mlp_hidden=fc1[0],
+                  patch_size=patch_size, head=head, num_channels=num_channels,
+                  num_outputs=num_outputs)
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def _get(tree: dict, path: tuple) -> np.ndarray:
+  node = tree
+  for p in path:
+    if p not in node and str(p) in node:
+      p = str(p)  # checkpoints restore integer keys as strings
+    node = node[p]
+  return node
+
+
+def _set(tree: dict, path: tuple, value) -> None:
+  node = tree
+  for p in path[:-1]:
+    node = node.setdefault(p, {})
+  node[path[-1]] = value
+
+
+def flatten_paths(tree: dict, prefix: tuple = ()) -> dict[tuple, object]:
+  """{path tuple: leaf} for a nested dict (integer-like string keys become ints)."""
+  out = {}
+  for k, v in tree.items():
+    k = int(k) if isinstance(k, str) and k.isdigit() else k
+    if isinstance(v, dict):
+      out.update(flatten_paths(v, prefix + (k,)))
+    else:
+      out[prefix + (k,)] = v
+  return out
+
+
+def official_to_flax(state: dict[str, np.ndarray], table: list[Entry],
+                     expected_shapes: dict[tuple, tuple[int, ...]]) -> dict:
+  """Maps a prefix-free official state dict onto a nested Flax param dict.
+
+  Every table entry must be present with the shape that `expected_shapes` (Flax path -> shape)
+  dictates; extra keys in `state` are the caller's business (see `leftover_keys`).
+  """
+  missing = [e.official for e in table if e.official not in state]
+  if missing:
+    raise WeightMapError(f"state dict lacks {len(missing)} tensor(s) the model needs: {missing}")
+  params: dict = {}
+  for e in table:
+    value = np.asarray(e.transform.to_flax(np.asarray(state[e.official])))
+    want = tuple(expected_shapes[e.flax])
+    if value.shape != want:
+      official_want = tuple(e.transform.to_official(np.empty(want)).shape)
+      raise WeightMapError(f"tensor {e.official!r} has shape {list(state[e.official].shape)}, "
+                           f"the model expects {list(official_want)}")
+    _set(params, e.flax, np.ascontiguousarray(value))
+  return params
+
+
+def flax_to_official(params: dict, table: list[Entry]) -> dict[str, np.ndarray]:
+  """Maps a nested Flax param dict onto official keys (no prefix), as contiguous numpy arrays."""
+  flat = flatten_paths(params)
+  missing = [".".join(map(str, e.flax)) for e in table if e.flax not in flat]
+  if missing:
+    raise WeightMapError(f"Flax params lack {len(missing)} tensor(s): {missing}")
+  table_paths = {e.flax for e in table}
+  extra = sorted(".".join(map(str, p)) for p in flat if p not in table_paths)
+  if extra:
+    raise WeightMapError(f"Flax params hold tensors with no official name: {extra}")
+  return {e.official: np.ascontiguousarray(e.transform.to_official(np.asarray(_get(params, e.flax))))
+          for e in table}
+
+
+def leftover_keys(state: dict[str, np.ndarray], table: list[Entry]) -> list[str]:
+  """Keys of `state` that the table does not consume."""
+  used = {e.official for e in table}
+  return sorted(k for k in state if k not in used)
