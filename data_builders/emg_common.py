@@ -113,7 +113,7 @@ def filter_recording(x_ct: np.ndarray, sos: np.ndarray) -> np.ndarray:
   x_ct = np.asarray(x_ct, dtype=np.float64)
   if sos.shape[0] == 0:
     return x_ct
-  # sosfiltfilt pads 3 * (2 * sections + 1) samples each side; shorter recordings cannot be filtered.
+  # sosfiltfilt pads 3 * (2 * sections + 1) samples at each end; shorter input cannot be filtered.
   min_len = 3 * (2 * sos.shape[0] + 1) + 1
   if x_ct.shape[-1] < min_len:
     raise ValueError(f"recording of {x_ct.shape[-1]} samples is too short to filter "

@@ -1,4 +1,4 @@
-"""TFDS builder for UCI "EMG data for gestures" (Lobov et al., Sensors 2018): 8-channel Myo, 6 gestures.
+"""TFDS builder for UCI "EMG data for gestures" (Lobov et al., Sensors 2018): 8-ch Myo, 6 gestures.
 
 Reads the publisher's zip (or its unpacked folder) from `manual_dir`, holds the irregular ~1 kHz
 rows onto a uniform 1 kHz grid, filters each recording zero-phase, scales to Myo integer units and
