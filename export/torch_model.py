@@ -323,9 +323,19 @@ class TinyMyoTorch(nn.Module):
     return self.model_head(self.encode(x, mask), x.shape[1])
 
 
+class EncoderOnly(nn.Module):
+  """Wraps a TinyMyoTorch so that `forward` returns the latent tokens (for export)."""
+
+  def __init__(self, model: TinyMyoTorch):
+    super().__init__()
+    self.model = model
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.model.encode(x)
+
+
 def build(config, state_dict=None) -> TinyMyoTorch:
-  """A TinyMyoTorch from a TorchConfig / ModelConfig, optionally loading an official state
-  dict (with or without the `model.` prefix) strictly."""
+  """Builds a TinyMyoTorch; loads an official state dict (`model.` prefix optional) strictly."""
   if not isinstance(config, TorchConfig):
     config = TorchConfig.from_model_config(config)
   model = TinyMyoTorch(config)
