@@ -9,12 +9,14 @@ recordings ([C, T] arrays); windows are cut only after filtering and resampling.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.signal
 import tensorflow_datasets as tfds
+from etils import epath
 
 
 class CorpusError(ValueError):
@@ -40,6 +42,14 @@ class EmgBuilderConfig(tfds.core.BuilderConfig):
   band_hz: tuple[float, float] | None = None
   notch_hz: float | None = None
   split_by: str = "protocol"
+
+
+def manual_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:
+  """Returns `dl_manager.manual_dir`, turning TFDS's bare assertion into a CorpusError."""
+  try:
+    return dl_manager.manual_dir
+  except AssertionError as error:
+    raise CorpusError(str(error).split(" Create it")[0]) from error
 
 
 def emg_features(num_channels: int, window: int,
@@ -170,3 +180,42 @@ def check_finite(x: np.ndarray, source: str) -> None:
   if bad.any():
     position = tuple(int(i) for i in np.argwhere(bad)[0])
     raise CorpusError(f"{source}: {int(bad.sum())} non-finite values (first at index {position})")
+
+
+def stable_id(text: str) -> int:
+  """Maps a string id (user hash, session name) to a stable non-negative int32."""
+  return zlib.crc32(text.encode("utf-8")) & 0x7FFFFFFF
+
+
+def hashed_subject_split(subject: str, *, validation_percent: int = 10,
+                         test_percent: int = 10) -> str:
+  """Assigns a subject to a split by a stable hash of its id, so no subject spans two splits."""
+  bucket = stable_id(subject) % 100
+  if bucket < test_percent:
+    return "test"
+  if bucket < test_percent + validation_percent:
+    return "validation"
+  return "train"
+
+
+class BeamAwareBuilder(tfds.core.GeneratorBasedBuilder):
+  """A builder whose `_generate_examples` may return a Beam PTransform when Beam was requested.
+
+  `self.use_beam` is True while preparing if the DownloadConfig carries a Beam runner or options
+  (the build command's `--beam_pipeline_options`); otherwise examples come from a plain generator.
+  Both paths yield the same (key, example) pairs, so they write identical records.
+  """
+
+  use_beam = False
+
+  def _generate_splits(self, dl_manager, download_config):
+    self.use_beam = (download_config.beam_runner is not None
+                     or download_config.beam_options is not None)
+    return super()._generate_splits(dl_manager, download_config)
+
+  def _examples_from(self, items: list, examples_of: Callable[[Any], Iterator[tuple[str, dict]]]):
+    """Returns examples of every item, as a Beam PTransform or a generator."""
+    if self.use_beam:
+      import apache_beam as beam  # optional extra [beam]
+      return beam.Create(items) | beam.Reshuffle() | beam.FlatMap(examples_of)
+    return (example for item in items for example in examples_of(item))

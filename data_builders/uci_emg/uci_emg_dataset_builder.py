@@ -181,7 +181,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    recordings = find_recordings(_manual_dir(dl_manager))
+    recordings = find_recordings(emg_common.manual_dir(dl_manager))
     by_split: dict[str, list[Recording]] = {}
     for recording in recordings:
       split = emg_common.subject_split(recording.subject, validation=VALIDATION_SUBJECTS,
@@ -205,10 +205,3 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           yield key, {"emg": window, "label": cls - 1, "subject": recording.subject,
                       "session": recording.series, "repetition": occurrences[cls]}
 
-
-def _manual_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:
-  """Returns `dl_manager.manual_dir`, turning TFDS's bare assertion into a CorpusError."""
-  try:
-    return dl_manager.manual_dir
-  except AssertionError as error:
-    raise emg_common.CorpusError(str(error).split(" Create it")[0]) from error

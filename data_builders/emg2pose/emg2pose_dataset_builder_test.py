@@ -1,0 +1,131 @@
+"""Tests of the emg2pose builder on dummy sessions: counts, values, Beam == generator, bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.signal
+
+from data_builders import build as build_lib
+from data_builders import emg_common, registry
+from data_builders.emg2pose import emg2pose_dataset_builder as e2p
+
+DUMMY_DIR = Path(__file__).resolve().parent / "dummy_data"
+SPLITS = ("train", "validation", "test")
+
+
+def _records(data_dir, config=None) -> dict[str, list[dict]]:
+  out = {}
+  for split in SPLITS:
+    source = registry.load_split("emg2pose", split, data_dir=data_dir, config=config)
+    out[split] = [source[i] for i in range(len(source))]
+  return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+  data_dir = tmp_path_factory.mktemp("e2p")
+  builder = build_lib.build("emg2pose", manual_dir=DUMMY_DIR, data_dir=data_dir)
+  return builder, _records(data_dir)
+
+
+def test_split_sizes_shapes_and_metadata(built):
+  builder, records = built
+  # 2200 samples per session -> windows at 0, 500, 1000; 2 train, 1 val, 1 test sessions.
+  assert {s: len(records[s]) for s in SPLITS} == {"train": 6, "validation": 3, "test": 3}
+  assert dict(builder.info.metadata) == {
+      "sample_rate_hz": 2000.0, "num_channels": 16, "window": 1000, "stride": 500,
+      "sessions": 4, "sessions_missing": 0, "files_not_in_metadata": 0}
+  for record in records["train"]:
+    assert record["emg"].shape == (16, 1000) and record["emg"].dtype == np.float32
+    assert record["repetition"] == -1
+  assert {int(r["subject"]) for r in records["train"]} == {emg_common.stable_id("0000000000")}
+
+
+def test_window_values_match_scipy(built):
+  _, records = built
+  path = next((DUMMY_DIR / e2p.DATA_FOLDER).glob("*recording-2_left.hdf5"))
+  with h5py.File(path) as handle:
+    emg = handle["emg2pose/timeseries"]["emg"].T.astype(np.float64)
+  sos = np.concatenate([scipy.signal.butter(4, [20, 450], "bandpass", fs=2000, output="sos"),
+                        scipy.signal.tf2sos(*scipy.signal.iirnotch(50, 30, fs=2000))])
+  filtered = scipy.signal.sosfiltfilt(sos, emg, axis=1)
+  expected = [filtered[:, s:s + 1000] for s in (0, 500, 1000)]
+  got = sorted((r["emg"] for r in records["validation"]),
+               key=lambda w: int(np.argmin([np.abs(w - e).max() for e in expected])))
+  for window, reference in zip(got, expected):
+    np.testing.assert_allclose(window, reference, atol=1e-5, rtol=1e-4)
+  assert abs(np.mean(got)) < 0.05   # the +5 offset of the dummy signal is gone
+
+
+def test_beam_direct_runner_equals_generator_path(built, tmp_path):
+  pytest.importorskip("apache_beam")
+  _, records = built
+  build_lib.build("emg2pose", manual_dir=DUMMY_DIR, data_dir=tmp_path,
+                  beam_pipeline_options="runner=DirectRunner")
+  beam_records = _records(tmp_path)
+  for split in SPLITS:
+    assert len(beam_records[split]) == len(records[split])
+    for a, b in zip(records[split], beam_records[split]):
+      assert a.keys() == b.keys()
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_by_user_splits_are_subject_disjoint(tmp_path):
+  build_lib.build("emg2pose", manual_dir=DUMMY_DIR, data_dir=tmp_path, config="by_user")
+  records = _records(tmp_path, "by_user")
+  subjects = {s: {int(r["subject"]) for r in records[s]} for s in SPLITS}
+  assert all(subjects[s] for s in SPLITS)
+  assert not (subjects["train"] & subjects["validation"] or subjects["train"] & subjects["test"]
+              or subjects["validation"] & subjects["test"])
+
+
+@pytest.fixture()
+def manual_copy(tmp_path):
+  shutil.copytree(DUMMY_DIR / e2p.DATA_FOLDER, tmp_path / "manual" / e2p.DATA_FOLDER)
+  return tmp_path / "manual", tmp_path / "manual" / e2p.DATA_FOLDER
+
+
+def test_missing_session_is_counted(manual_copy, tmp_path):
+  manual, folder = manual_copy
+  next(folder.glob("*recording-1_right.hdf5")).unlink()
+  builder = build_lib.build("emg2pose", manual_dir=manual, data_dir=tmp_path / "tfds")
+  assert builder.info.splits["train"].num_examples == 3
+  assert builder.info.metadata["sessions_missing"] == 1
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("truncate", "unreadable HDF5"),
+    ("nan", "non-finite"),
+    ("channels", r"emg has shape \(2200, 8\)"),
+    ("no_csv", "metadata.csv is missing"),
+])
+def test_bad_input_names_file_and_leaves_nothing(manual_copy, tmp_path, damage, problem):
+  manual, folder = manual_copy
+  path = next(folder.glob("*recording-3_right.hdf5"))
+  if damage == "truncate":
+    path.write_bytes(path.read_bytes()[:4000])
+  elif damage == "no_csv":
+    (folder / "metadata.csv").unlink()
+    path = folder / "metadata.csv"
+  else:
+    with h5py.File(path, "r+") as handle:
+      rows = handle["emg2pose/timeseries"][()]
+      if damage == "nan":
+        rows["emg"][100, 3] = np.nan
+        handle["emg2pose/timeseries"][...] = rows
+      else:
+        del handle["emg2pose/timeseries"]
+        dtype = np.dtype([("time", "<f8"), ("emg", "<f4", (8,))])
+        small = np.zeros(rows.shape, dtype)
+        small["time"] = rows["time"]
+        handle["emg2pose"].create_dataset("timeseries", data=small)
+  with pytest.raises(emg_common.CorpusError, match=problem) as info:
+    build_lib.build("emg2pose", manual_dir=manual, data_dir=tmp_path / "tfds")
+  assert path.name in str(info.value)
+  assert not registry.get_builder("emg2pose", data_dir=tmp_path / "tfds").is_prepared()
