@@ -1,0 +1,61 @@
+"""Loading the classifier to deploy: an orbax checkpoint dir, or the official safetensors fixture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from tinymyo_jax.checkpointing import load_params
+from tinymyo_jax.models.tinymyo import ModelConfig, create_model, decode_variant
+
+
+def pure_params(config: ModelConfig, params=None, seed: int = 0) -> dict:
+  """Validated pure param dict (int block keys) for `config`; seeded init when params is None."""
+  model = create_model(config, seed=seed, params=params)
+  return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
+def load_checkpoint(ckpt_dir: str | Path) -> tuple[dict, ModelConfig]:
+  """(params, config) from a `tinymyo_jax.checkpointing` directory."""
+  params, config, _ = load_params(str(ckpt_dir))
+  return pure_params(config, params), config
+
+
+def load_official_classifier(path: str | Path, rope_mode: str = "released",
+                             reduction: str = "concat") -> tuple[dict, ModelConfig]:
+  """(params, config) from a released-layout safetensors classifier (keys prefixed `model.`).
+
+  Linear weights are transposed to [in, out]; the patch conv [192, 1, 1, 20] becomes [20, 192].
+  """
+  from safetensors.numpy import load_file  # export extra
+  raw = {k.removeprefix("model."): v for k, v in load_file(str(path)).items()}
+  num_layers = 1 + max(int(k.split(".")[1]) for k in raw if k.startswith("blocks."))
+  head_w = raw["model_head.classifier.weight"]
+  dim = raw["norm.weight"].shape[0]
+  num_channels = head_w.shape[1] // dim if reduction == "concat" else 8
+  config = decode_variant("tiny", num_layers=num_layers, head="classification",
+                          num_channels=num_channels, num_outputs=head_w.shape[0],
+                          rope_mode=rope_mode, reduction=reduction)
+  lin = lambda name: {"kernel": raw[f"{name}.weight"].T, "bias": raw[f"{name}.bias"]}  # noqa
+  ln = lambda name: {"scale": raw[f"{name}.weight"], "bias": raw[f"{name}.bias"]}  # noqa
+  blocks = {}
+  for i in range(num_layers):
+    pre = f"blocks.{i}"
+    blocks[i] = {"norm1": ln(f"{pre}.norm1"), "norm2": ln(f"{pre}.norm2"),
+                 "attn": {"qkv": lin(f"{pre}.attn.qkv"), "proj": lin(f"{pre}.attn.proj")},
+                 "mlp": {"fc1": lin(f"{pre}.mlp.fc1"), "fc2": lin(f"{pre}.mlp.fc2")}}
+  params = {
+      "patch_embed": {"kernel": raw["patch_embedding.patch_embed.proj.weight"].reshape(dim, -1).T,
+                      "bias": raw["patch_embedding.patch_embed.proj.bias"]},
+      "mask_token": raw["mask_token"], "blocks": blocks, "norm": ln("norm"),
+      "head": {"classifier": lin("model_head.classifier")}}
+  params = {k: v for k, v in params.items()}
+  return pure_params(config, _as_np(params)), config
+
+
+def _as_np(tree):
+  if isinstance(tree, dict):
+    return {k: _as_np(v) for k, v in tree.items()}
+  return np.ascontiguousarray(tree, np.float32)

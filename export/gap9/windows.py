@@ -1,0 +1,99 @@
+"""Real UCI-EMG windows for calibration and evaluation of the deployed classifier.
+
+The preferred source is the project's TFDS builder (`data_builders.registry.load_split`). While it
+is absent, or when no prepared data dir is given, the windows are cut straight from the shared zip
+with the TinyMyo preprocessing (drop class 0, 20-90 Hz band-pass and 50 Hz notch at the script's
+assumed fs = 200 Hz, per-file z-score, windows inside constant-class runs, label = class - 1).
+Every window is then z-scored per channel, the fine-tuning input normalisation.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+SHARED_ZIP = (Path(__file__).resolve().parents[3] / "shared" / "data" / "uci_emg"
+              / "EMG_data_for_gestures.zip")
+SPLIT_SUBJECTS = {"train": range(1, 20), "test": range(20, 23)}
+FS_ASSUMED = 200.0  # the TinyMyo script's sampling-rate assumption (see datasets.md, UCI)
+
+
+def zscore_windows(x_nct: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+  """Per-window, per-channel z-score over time."""
+  x = np.asarray(x_nct, np.float32)
+  mean = x.mean(axis=-1, keepdims=True)
+  std = x.std(axis=-1, keepdims=True)
+  return ((x - mean) / np.maximum(std, eps)).astype(np.float32)
+
+
+def _preprocess_file(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Rows [time, ch1..ch8, class] -> filtered, z-scored signal [T, 8] and labels [T]."""
+  rows = rows[rows[:, 9] != 0]
+  emg, cls = rows[:, 1:9], rows[:, 9].astype(np.int64)
+  b, a = signal.butter(4, [20.0, 90.0], btype="bandpass", fs=FS_ASSUMED)
+  emg = signal.filtfilt(b, a, emg, axis=0)
+  bn, an = signal.iirnotch(50.0, 30.0, fs=FS_ASSUMED)
+  emg = signal.filtfilt(bn, an, emg, axis=0)
+  std = emg.std(axis=0, ddof=1)
+  emg = (emg - emg.mean(axis=0)) / np.where(std == 0, 1.0, std)
+  return emg.astype(np.float32), cls
+
+
+def _cut(emg: np.ndarray, cls: np.ndarray, length: int, stride: int):
+  """Windows [length, 8] fully inside runs of one class."""
+  edges = np.flatnonzero(np.diff(cls)) + 1
+  starts, ends = np.r_[0, edges], np.r_[edges, len(cls)]
+  for s, e in zip(starts, ends):
+    for w in range(s, e - length + 1, stride):
+      yield emg[w:w + length].T, int(cls[s]) - 1
+
+
+def windows_from_zip(split: str, *, zip_path: Path = SHARED_ZIP, length: int = 1000,
+                     stride: int = 500, subjects=None) -> tuple[np.ndarray, np.ndarray]:
+  """Windows [N, 8, length] (not yet window-normalised) and labels [N] of one split."""
+  if split not in SPLIT_SUBJECTS and subjects is None:
+    raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_SUBJECTS)}")
+  wanted = set(SPLIT_SUBJECTS[split] if subjects is None else subjects)
+  xs, ys = [], []
+  with zipfile.ZipFile(zip_path) as zf:
+    for name in sorted(zf.namelist()):
+      m = re.search(r"/(\d\d)/\d_raw_data.*\.txt$", name)
+      if not m or int(m.group(1)) not in wanted:
+        continue
+      rows = np.loadtxt(io.BytesIO(zf.read(name)), skiprows=1, dtype=np.float64)
+      for x, y in _cut(*_preprocess_file(rows), length, stride):
+        xs.append(x)
+        ys.append(y)
+  if not xs:
+    raise ValueError(f"no windows of length {length} for subjects {sorted(wanted)} in {zip_path}")
+  return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64)
+
+
+def windows_from_builder(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+  """Windows and labels from the prepared `uci_emg` TFDS builder (array_record, no TF)."""
+  from data_builders import registry  # imported lazily: lands in a parallel change
+  source = registry.load_split("uci_emg", split, data_dir=data_dir)
+  xs = np.stack([np.asarray(r["emg"], np.float32) for r in source])
+  ys = np.asarray([int(r["label"]) for r in source], np.int64)
+  return xs, ys
+
+
+def load_windows(split: str, *, data_dir: str | None = None, limit: int | None = None,
+                 seed: int = 0, **zip_kwargs) -> tuple[np.ndarray, np.ndarray]:
+  """Model-ready windows: builder split if `data_dir` is given, else the shared zip.
+
+  `limit` keeps a seeded random subset of that size (class balance is not enforced).
+  """
+  if data_dir is not None:
+    x, y = windows_from_builder(split, data_dir)
+  else:
+    x, y = windows_from_zip(split, **zip_kwargs)
+  if limit is not None and limit < len(x):
+    keep = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
+    x, y = x[keep], y[keep]
+  return zscore_windows(x), y
