@@ -137,11 +137,16 @@ def convert_state_dict(state: dict[str, np.ndarray], *, ignore: Sequence[str] = 
   config, variant = infer_config(state, saved_config=saved, **config_kw)
   table = wm.entries(config.num_layers, config.head)
   leftovers = wm.leftover_keys(state, table)
-  if leftovers:
-    raise wm.WeightMapError(
-        f"{len(leftovers)} tensor(s) of the state dict have no place in a TinyMyo "
-        f"{config.head} model: {leftovers}. Pass them to ignore (--ignore KEY) if they are "
-        f"known extras, e.g. an unused 'channel_embed'")
+  missing = [e.official for e in table if e.official not in state]
+  if leftovers or missing:
+    problems = []
+    if missing:
+      problems.append(f"it lacks {len(missing)} tensor(s) the model needs: {missing}")
+    if leftovers:
+      problems.append(f"{len(leftovers)} tensor(s) have no place in the model: {leftovers} "
+                      f"(pass known extras, e.g. an unused 'channel_embed', to ignore / --ignore)")
+    raise wm.WeightMapError(f"state dict does not fit a TinyMyo {config.head} model "
+                            f"(depth {config.num_layers}): " + "; ".join(problems))
   cast = []
   for e in table:
     arr = state[e.official]
