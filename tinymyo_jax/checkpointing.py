@@ -8,7 +8,7 @@ Layout of a checkpoint directory (one orbax `CheckpointManager`):
 The model config, including `rope_mode`, travels with every checkpoint.
 Orbax writes each step into a temporary folder and renames it when complete, so a killed save
 never looks finished. A finished step that fails to restore is skipped with a warning in favour
-of the previous one; if none restores, `CheckpointError` is raised (never a silent restart).
+of the previous one (and moved to `<dir>.unreadable/`); if none restores, `CheckpointError` is raised (never a silent restart).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -87,6 +88,7 @@ class Checkpointer:
           args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
         out = self.manager.restore(step, args=ocp.args.Composite(**args))
         if errors:
+          self._quarantine([s for s, _ in errors])
           log.warning("skipped unreadable checkpoints %s", errors)
         return step, out["params"], out["opt_state"], out["meta"]
       except Exception as e:  # noqa: BLE001 - any failure means this step is unusable
@@ -96,6 +98,16 @@ class Checkpointer:
     raise CheckpointError(
         f"no checkpoint in {self.directory} can be restored; refusing to restart from step 0. "
         f"Errors: {errors}")
+
+  def _quarantine(self, steps) -> None:
+    """Moves unreadable steps to `<dir>.unreadable/` (kept for inspection, out of the way)."""
+    target = self.directory + ".unreadable"
+    os.makedirs(target, exist_ok=True)
+    for step in steps:
+      dest = os.path.join(target, f"{step}-{int(time.time())}")
+      os.replace(os.path.join(self.directory, str(step)), dest)
+      log.warning("moved unreadable checkpoint step %d to %s", step, dest)
+    self.manager.reload()
 
   def close(self) -> None:
     self.manager.close()

@@ -1,0 +1,43 @@
+# tinymyo-jax: every command creates .venv on first use and installs the project into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= export,test,beam
+
+WORKDIR ?= runs/pretrain
+DATA_DIR ?= data/tfds
+PRETRAIN_FLAGS ?= --config.total_steps=40 --config.batch_size=16 --config.log_every=2 \
+	--config.eval_every=20 --config.checkpoint_every=20 --config.eval_batches=4
+TASK ?= uci
+CKPT ?=
+DATASET ?= uci_emg
+MANUAL_DIR ?=
+
+.PHONY: venv test pretrain finetune data bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip >/dev/null
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+pretrain: $(STAMP)
+	$(PY) -m data_builders.build uci_emg --manual_dir=data_builders/uci_emg/sample --data_dir=$(DATA_DIR)
+	$(PY) -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir=$(WORKDIR) \
+		--config.data.data_dir=$(abspath $(DATA_DIR)) $(PRETRAIN_FLAGS)
+
+data: $(STAMP)
+	@test -n "$(MANUAL_DIR)" || (echo "usage: make data DATASET=<name> MANUAL_DIR=<dir>"; exit 2)
+	$(PY) -m data_builders.build $(DATASET) --manual_dir=$(MANUAL_DIR) --data_dir=$(DATA_DIR)
+
+bench: $(STAMP)
+	$(PY) bench/train_step.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,72 @@
+"""Shared config blocks, preset lookup and validation for every run config."""
+
+from __future__ import annotations
+
+import os
+
+import ml_collections
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA_DIR = os.path.join(REPO_ROOT, "data", "tfds")
+
+
+def pick_preset(arg: str | None, presets: dict, default: str = "default") -> str:
+  """Returns the preset name for `arg`, or raises naming the unknown preset and the known ones."""
+  name = arg or default
+  if name not in presets:
+    raise ValueError(f"unknown config preset {name!r}; expected one of {sorted(presets)}")
+  return name
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Fields shared by pretraining and fine-tuning runs (each file overrides what it needs)."""
+  c = ml_collections.ConfigDict()
+  c.name = "default"
+  c.task = "pretrain"
+  c.seed = 42
+  c.model = ml_collections.ConfigDict(dict(
+      variant="tiny", rope_mode="time", dtype="float32", max_channels=16, dropout=0.1,
+      attn_dropout=0.1, drop_path=0.1, head="reconstruction", num_channels=16, num_outputs=0,
+      reduction="concat", target_len=500))
+  c.data = ml_collections.ConfigDict(dict(
+      sources=[("uci_emg", "default", 1.0)], data_dir=DEFAULT_DATA_DIR, train_split="train",
+      eval_split="validation", normalization="minmax", num_channels=0, keep=[]))
+  c.batch_size = 32
+  c.total_steps = 1000
+  c.grad_accum_steps = 1
+  c.optimizer = ml_collections.ConfigDict(dict(
+      peak_lr=1e-4, init_lr=1e-6, end_lr=1e-6, warmup_steps=100, b1=0.9, b2=0.98,
+      weight_decay=0.01, grad_clip_norm=3.0))
+  c.pretrain = ml_collections.ConfigDict(dict(mask_ratio=0.5, visible_weight=0.1))
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
+  c.distributed = False
+  c.log_every = 10
+  c.eval_every = 200
+  c.eval_batches = 20
+  c.checkpoint_every = 200
+  c.max_to_keep = 3
+  c.progress_bar = True
+  return c
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first field whose value cannot work."""
+  positive = ("batch_size", "total_steps", "grad_accum_steps", "log_every", "eval_every",
+              "checkpoint_every", "max_to_keep")
+  for key in positive:
+    if int(c[key]) < 1:
+      raise ValueError(f"config.{key} must be >= 1, got {c[key]}")
+  if not c.data.sources:
+    raise ValueError("config.data.sources is empty")
+  for spec in c.data.sources:
+    if len(spec) != 3 or float(spec[2]) <= 0:
+      raise ValueError(f"config.data.sources entries are (name, builder_config, weight>0); "
+                       f"got {spec}")
+  if not 0.0 <= c.pretrain.mask_ratio < 1.0:
+    raise ValueError(f"config.pretrain.mask_ratio must be in [0, 1), got {c.pretrain.mask_ratio}")
+  if c.optimizer.warmup_steps < 0:
+    raise ValueError(f"config.optimizer.warmup_steps must be >= 0, got "
+                     f"{c.optimizer.warmup_steps}")
+  if c.data.num_channels and c.data.num_channels > c.model.max_channels:
+    raise ValueError(f"config.data.num_channels={c.data.num_channels} is above "
+                     f"config.model.max_channels={c.model.max_channels}")

@@ -1,0 +1,58 @@
+"""Masked-reconstruction pretraining configs.
+
+Run:  python -m tinymyo_jax.main --config=configs/pretrain.py:<preset> --workdir=DIR
+      [--config.total_steps=...]   (any field can be overridden; misspelt keys are errors)
+
+Presets:
+  default  TinyMyo (8 layers, 3.57M params) on the UCI-EMG windows (8 ch x 1000 samples), the
+           embedded default; `make pretrain` runs it briefly on the bundled sample.
+  small    the 4-layer variant, same data.
+  smoke    a 2-layer, 48-wide model on synthetic windows, for tests and quick checks (seconds).
+  paper    the paper's corpora: NinaPro DB6 + DB7 + emg2pose, 16 ch x 1000 at 2 kHz, zero-padded
+           to 16 channels, batch 512, 50-epoch-like schedule (needs the corpora built).
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+  presets = {"default": _default, "small": _small, "smoke": _smoke, "paper": _paper}
+  name = common.pick_preset(arg, presets)
+  config = common.base_config()
+  config.name = name
+  presets[name](config)
+  return config.lock()
+
+
+def _default(c):
+  c.total_steps = 2000
+  c.optimizer.warmup_steps = 100
+
+
+def _small(c):
+  _default(c)
+  c.model.variant = "small"
+
+
+def _smoke(c):
+  c.data.sources = [("synthetic", "8x200:128", 1.0)]  # no corpus build needed
+  c.model.variant = "test"
+  c.batch_size = 8
+  c.total_steps = 6
+  c.optimizer.warmup_steps = 2
+  c.log_every = 1
+  c.eval_every = 3
+  c.eval_batches = 2
+  c.checkpoint_every = 3
+  c.progress_bar = False
+
+
+def _paper(c):
+  c.data.sources = [("ninapro_db6", "default", 1.0), ("ninapro_db7", "default", 1.0),
+                    ("emg2pose", "default", 1.0)]
+  c.data.num_channels = 16
+  c.batch_size = 512
+  c.total_steps = 30000
+  c.optimizer.warmup_steps = 3000
+  c.eval_every = 2000
+  c.checkpoint_every = 1000

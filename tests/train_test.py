@@ -1,0 +1,129 @@
+"""End-to-end pretraining runs: CLI outputs, resume after SIGKILL, corrupt checkpoints, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from configs import pretrain
+from tests.conftest import REPO, run_python
+from tinymyo_jax import checkpointing, input_pipeline, reporting, train
+
+SMOKE = ["-m", "tinymyo_jax.main", "--config=configs/pretrain.py:smoke"]
+
+
+def losses_by_step(workdir) -> dict[int, float]:
+  return {row["step"]: row["train/loss"] for row in reporting.read_metrics(str(workdir))
+          if "train/loss" in row}
+
+
+def smoke_config(**overrides):
+  config = pretrain.get_config("smoke").unlock()
+  for k, v in overrides.items():
+    config[k] = v
+  return config.lock()
+
+
+@pytest.mark.integration
+def test_cli_writes_summary_events_and_checkpoints(tmp_path):
+  proc = run_python([*SMOKE, f"--workdir={tmp_path}"])
+  assert "summary:" in proc.stdout and "checkpoints:" in proc.stdout
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  for key in ("config_name", "steps", "final_train_loss", "final_eval_loss", "param_count",
+              "examples_per_sec", "wall_time_sec"):
+    assert summary[key] is not None, key
+  assert summary["config_name"] == "smoke" and summary["steps"] == 6
+  assert np.isfinite(summary["final_train_loss"]) and np.isfinite(summary["final_eval_loss"])
+  assert summary["param_count"] == 40_052
+  assert list(tmp_path.glob("events.out.tfevents.*"))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]
+  params, model_cfg, meta = checkpointing.load_params(str(tmp_path / "checkpoints"))
+  assert model_cfg.rope_mode == "time" and meta["step"] == 6
+  rows = reporting.read_metrics(str(tmp_path))
+  assert {"train/loss_masked", "train/loss_visible", "train/std_ratio", "eval/loss"} <= {
+      k for r in rows for k in r}
+
+
+@pytest.mark.integration
+def test_sigkill_and_restart_reproduces_uninterrupted_losses(tmp_path):
+  args = ["--config.total_steps=60", "--config.checkpoint_every=10", "--config.eval_every=1000"]
+  run_python([*SMOKE, f"--workdir={tmp_path / 'straight'}", *args])
+  reference = losses_by_step(tmp_path / "straight")
+  assert sorted(reference) == list(range(1, 61))
+
+  workdir = tmp_path / "killed"
+  cmd = [sys.executable, *SMOKE, f"--workdir={workdir}", *args]
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (workdir / "checkpoints" / "10").is_dir():
+    assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL
+  first_part = losses_by_step(workdir)
+  assert max(first_part) < 60, "the run was not interrupted"
+
+  subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True)
+  resumed = losses_by_step(workdir)  # later rows for a step overwrite earlier ones
+  assert sorted(resumed) == list(range(1, 61))
+  np.testing.assert_allclose([resumed[s] for s in range(1, 61)],
+                             [reference[s] for s in range(1, 61)], rtol=1e-5)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
+  train.train_and_evaluate(smoke_config(), str(tmp_path))
+  ckpt = tmp_path / "checkpoints"
+  for f in (ckpt / "6" / "params").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"garbage")
+  # A half-written save (orbax's temporary folder) must be ignored as well.
+  (ckpt / "9.orbax-checkpoint-tmp-123").mkdir()
+  summary = train.train_and_evaluate(smoke_config(total_steps=8), str(tmp_path))
+  assert summary["steps"] == 8
+  rows = [r["step"] for r in reporting.read_metrics(str(tmp_path)) if "train/loss" in r]
+  assert rows[6:] == [4, 5, 6, 7, 8]  # resumed after step 3, not from 0
+
+
+def test_all_checkpoints_corrupt_is_an_error_not_a_restart(tmp_path):
+  train.train_and_evaluate(smoke_config(), str(tmp_path))
+  for step in ("3", "6"):
+    shutil.rmtree(tmp_path / "checkpoints" / step / "params")
+    (tmp_path / "checkpoints" / step / "params").mkdir()
+  with pytest.raises(checkpointing.CheckpointError, match="refusing to restart from step 0"):
+    train.train_and_evaluate(smoke_config(total_steps=8), str(tmp_path))
+
+
+def test_nan_batch_is_refused_and_checkpoint_untouched(tmp_path, monkeypatch):
+  train.train_and_evaluate(smoke_config(), str(tmp_path))
+  before = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")}
+
+  class NanSource(input_pipeline.SyntheticSource):
+    def __getitem__(self, i):
+      rec = super().__getitem__(i)
+      rec["emg"][0, 5] = np.nan
+      return rec
+
+  monkeypatch.setattr(input_pipeline, "SyntheticSource", NanSource)
+  with pytest.raises(ValueError, match="NaN/Inf"):
+    train.train_and_evaluate(smoke_config(total_steps=9), str(tmp_path))
+  after = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")}
+  assert before == after
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+  train.train_and_evaluate(smoke_config(), str(tmp_path))
+  config = smoke_config(total_steps=8).unlock()
+  config.model.rope_mode = "flat"
+  with pytest.raises(checkpointing.CheckpointError):
+    train.train_and_evaluate(config, str(tmp_path))

@@ -1,0 +1,43 @@
+"""Entry point: python -m tinymyo_jax.main --config=configs/pretrain.py:<preset> --workdir=DIR.
+
+Everything else lives in importable modules (`train.train_and_evaluate`); this file only parses
+flags, sets up logging and multi-host JAX, and prints where the outputs are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Run config file (with :preset).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard events and summary.json go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  import jax  # imported after flag parsing so XLA flags in the environment apply
+  config = FLAGS.config
+  if config.distributed:
+    jax.distributed.initialize()  # coordinator and process ids come from the environment
+  logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
+               jax.process_count(), jax.devices())
+  from tinymyo_jax import train
+  summary = train.train_and_evaluate(config, FLAGS.workdir)
+  if jax.process_index() == 0:
+    workdir = os.path.abspath(FLAGS.workdir)
+    print(f"\nsteps: {summary['steps']}  final train loss: {summary['final_train_loss']}  "
+          f"final eval loss: {summary['final_eval_loss']}")
+    print(f"checkpoints: {summary['checkpoint_dir']}")
+    print(f"summary:     {os.path.join(workdir, 'summary.json')}")
+    print(f"tensorboard: tensorboard --logdir {workdir}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,249 @@
+"""The one training loop: pretraining and every fine-tuning task run through `train_and_evaluate`.
+
+Sections: model and shardings -> optimizer and state -> data -> resume -> compiled steps -> loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from tinymyo_jax import checkpointing, input_pipeline, optim, reporting, sharding, steps
+from tinymyo_jax.models.tinymyo import TinyMyo, decode_variant
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- config -> parts
+
+
+def model_config_from(config: ml_collections.ConfigDict):
+  """The ModelConfig a run config asks for."""
+  m = config.model
+  return decode_variant(
+      m.variant, rope_mode=m.rope_mode, dtype=m.dtype, max_channels=m.max_channels,
+      dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
+      head=m.get("head", "reconstruction"), num_channels=m.get("num_channels", 16),
+      num_outputs=m.get("num_outputs", 0), reduction=m.get("reduction", "concat"),
+      target_len=m.get("target_len", 500))
+
+
+def data_sources(config) -> list[input_pipeline.Source]:
+  return [input_pipeline.Source(*spec) for spec in config.data.sources]
+
+
+def make_loss_fn(config):
+  """The task's loss: pretraining here; fine-tuning tasks register theirs in `tasks`."""
+  if config.task == "pretrain":
+    return functools.partial(steps.pretrain_loss, mask_ratio=config.pretrain.mask_ratio,
+                             visible_weight=config.pretrain.visible_weight)
+  from tinymyo_jax import tasks  # fine-tuning tasks
+  return tasks.loss_fn(config)
+
+
+def make_optimizer(config):
+  o = config.optimizer
+  updates = max(1, config.total_steps // config.grad_accum_steps)
+  schedule = optim.warmup_cosine(o.peak_lr, updates, o.warmup_steps, o.end_lr, o.init_lr)
+  lr_scale_fn = None
+  if config.task != "pretrain":
+    from tinymyo_jax import tasks
+    lr_scale_fn = tasks.lr_scale_fn(config)
+  tx = optim.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay,
+                   grad_clip_norm=o.grad_clip_norm, grad_accum_steps=config.grad_accum_steps,
+                   lr_scale_fn=lr_scale_fn)
+  return tx, schedule
+
+
+def check_batch(batch: dict[str, np.ndarray], step: int) -> None:
+  """Refuses a batch with NaN/Inf before it can reach the params (or a checkpoint)."""
+  x = batch["emg"]
+  bad = int(x.size - np.isfinite(x).sum())
+  if bad:
+    raise ValueError(f"batch for step {step} contains {bad} NaN/Inf values in 'emg' "
+                     f"(shape {x.shape}); fix or filter the input data")
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def init_state(model_cfg, mesh, tx, seed: int, init_params=None):
+  """Params born sharded from their logical axes, optimizer state, step 0; plus graphdef."""
+  with nnx.use_eager_sharding(False):
+    abstract_model = nnx.eval_shape(lambda: TinyMyo(model_cfg, rngs=nnx.Rngs(0)))
+  graphdef, abstract_state = nnx.split(abstract_model)
+  specs = nnx.to_pure_dict(sharding.logical_partition_specs(abstract_state))
+  param_shardings = sharding.named_shardings(mesh, specs)
+
+  def fresh_params(key):
+    with nnx.use_eager_sharding(False):
+      return nnx.to_pure_dict(nnx.state(TinyMyo(model_cfg, rngs=nnx.Rngs(key))))
+
+  params = jax.jit(fresh_params, out_shardings=param_shardings)(jax.random.key(seed))
+  if init_params is not None:
+    params = init_params(params, param_shardings)
+  opt_state = jax.jit(tx.init)(params)
+  replicated = NamedSharding(mesh, P())
+  state = {"params": params, "opt_state": opt_state,
+           "step": jax.device_put(jnp.zeros((), jnp.int32), replicated)}
+  return graphdef, state
+
+
+def abstract_of(tree):
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                      tree)
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       init_params=None) -> dict[str, Any]:
+  """Trains per `config`, resuming from `workdir/checkpoints` if present; returns the summary.
+
+  `init_params(params, shardings) -> params` may replace freshly initialised params (e.g. with a
+  pretrained encoder); it is ignored when resuming from the run's own checkpoint.
+  """
+  from configs.common import validate  # configs are a package of the project
+  validate(config)
+  start_time = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  model_cfg = model_config_from(config)
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp)
+  num_devices = mesh.devices.size
+  if config.batch_size % num_devices:
+    raise ValueError(f"batch_size {config.batch_size} is not divisible by the {num_devices} "
+                     f"devices of the mesh")
+  per_process_batch = config.batch_size // jax.process_count()
+
+  # --- model, optimizer, state
+  tx, schedule = make_optimizer(config)
+  graphdef, state = init_state(model_cfg, mesh, tx, config.seed, init_params)
+  num_params = sum(x.size for x in jax.tree.leaves(state["params"]))
+  state_shardings = jax.tree.map(lambda x: x.sharding, state)
+  replicated = NamedSharding(mesh, P())
+
+  # --- data
+  sources = data_sources(config)
+  keep = tuple(config.data.get("keep", ()))
+  make_ds = functools.partial(
+      input_pipeline.make_dataset, sources, data_dir=config.data.data_dir,
+      batch_size=per_process_batch, normalization=config.data.normalization,
+      num_channels=config.data.get("num_channels") or None, keep=keep)
+  train_iter = iter(make_ds(config.data.train_split, seed=config.seed, train=True))
+
+  # --- resume
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                    max_to_keep=config.max_to_keep)
+  restored = ckpt.restore_latest(abstract_of(state["params"]), abstract_of(state["opt_state"]),
+                                 train_iter)
+  if restored is not None:
+    step0, params, opt_state, meta = restored
+    saved_model = checkpointing.model_config_from_json(meta["model"])
+    if saved_model != model_cfg:
+      raise checkpointing.CheckpointError(
+          f"checkpoint in {ckpt.directory} was written for model {saved_model}, "
+          f"the config asks for {model_cfg}")
+    state = {"params": params, "opt_state": opt_state,
+             "step": jax.device_put(jnp.asarray(step0, jnp.int32), replicated)}
+    log.info("resumed from step %d of %s", step0, ckpt.directory)
+  step = int(state["step"])
+
+  # --- compiled steps
+  loss_fn = make_loss_fn(config)
+  train_step = jax.jit(
+      steps.make_train_step(graphdef, tx, loss_fn, schedule, config.grad_accum_steps),
+      out_shardings=(state_shardings, replicated), donate_argnums=(0,))
+  eval_step = jax.jit(steps.make_eval_step(graphdef, loss_fn), out_shardings=replicated)
+  key = jax.random.key(config.seed)
+  eval_key = jax.random.key(config.seed + 1)
+
+  def evaluate() -> dict[str, float]:
+    totals, count = {}, 0
+    for i, batch in enumerate(make_ds(config.data.eval_split, seed=0, train=False)):
+      if config.eval_batches and i >= config.eval_batches:
+        break
+      if batch["emg"].shape[0] != per_process_batch:
+        continue  # static shapes: the short last batch is skipped
+      check_batch(batch, step)
+      m = jax.device_get(eval_step(state["params"], sharding.host_to_global(mesh, batch),
+                                   jax.random.fold_in(eval_key, i)))
+      for k, v in m.items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+      count += 1
+    if not count:
+      raise ValueError(f"split {config.data.eval_split!r} has fewer than one batch "
+                       f"({per_process_batch} examples per process)")
+    return {k: v / count for k, v in totals.items()}
+
+  # --- loop
+  meta = {"model": checkpointing.model_config_to_json(model_cfg), "config_name": config.name,
+          "task": config.task}
+  writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
+  last_train, last_eval, pending = {}, {}, []
+  timed_steps, timed_seconds, t_last = 0, 0.0, None
+  bar = tqdm.tqdm(total=config.total_steps, initial=step, desc=config.name, unit="step",
+                  disable=not config.progress_bar, dynamic_ncols=True)
+  try:
+    while step < config.total_steps:
+      batch = next(train_iter)
+      check_batch(batch, step)
+      state, metrics = train_step(state, sharding.host_to_global(mesh, batch), key)
+      pending.append(metrics)
+      step += 1
+      if step % config.log_every == 0 or step == config.total_steps:
+        rows = jax.device_get(pending)  # the only host sync per logging interval
+        pending = []
+        last_train = {k: float(np.mean([r[k] for r in rows])) for k in rows[-1]}
+        if not np.isfinite(last_train["loss"]):
+          raise FloatingPointError(f"training loss became {last_train['loss']} at step {step}; "
+                                   f"stopping without writing a checkpoint")
+        now = time.time()
+        if t_last is not None:
+          timed_steps += len(rows)
+          timed_seconds += now - t_last
+        t_last = now
+        eps = config.batch_size * timed_steps / timed_seconds if timed_seconds else 0.0
+        writer.write(step, dict(last_train, examples_per_sec=eps), prefix="train/")
+        bar.set_postfix(loss=f"{last_train['loss']:.4f}", ex_s=f"{eps:.1f}")
+      bar.update(1)
+      if step % config.eval_every == 0 or step == config.total_steps:
+        last_eval = evaluate()
+        writer.write(step, last_eval, prefix="eval/")
+        t_last = time.time()  # eval time is not step time
+      if step % config.checkpoint_every == 0 or step == config.total_steps:
+        jax.block_until_ready(state)
+        ckpt.save(step, params=state["params"], opt_state=state["opt_state"],
+                  data_iter=train_iter, meta=meta)
+        t_last = time.time()  # checkpoint time is not step time
+  finally:
+    bar.close()
+    writer.close()
+    ckpt.close()
+
+  summary = {
+      "config_name": config.name, "task": config.task, "steps": step,
+      "final_train_loss": last_train.get("loss"), "final_eval_loss": last_eval.get("loss"),
+      "final_train_metrics": last_train, "final_eval_metrics": last_eval,
+      "param_count": int(num_params),
+      "examples_per_sec": (config.batch_size * timed_steps / timed_seconds
+                           if timed_seconds else None),
+      "wall_time_sec": time.time() - start_time, "devices": num_devices,
+      "mesh": {"data": int(mesh.shape["data"]), "fsdp": int(mesh.shape["fsdp"])},
+      "checkpoint_dir": ckpt.directory, "rope_mode": model_cfg.rope_mode,
+      "workdir": os.path.abspath(workdir),
+  }
+  if jax.process_index() == 0:
+    reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+  return summary
