@@ -198,7 +198,7 @@ def hashed_subject_split(subject: str, *, validation_percent: int = 10,
   return "train"
 
 
-class BeamAwareBuilder(tfds.core.GeneratorBasedBuilder):
+class BeamAwareBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """A builder whose `_generate_examples` may return a Beam PTransform when Beam was requested.
 
   `self.use_beam` is True while preparing if the DownloadConfig carries a Beam runner or options
