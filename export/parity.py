@@ -49,11 +49,14 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def uci_windows(num_windows: int, *, samples: int = 1000, zip_path: str = UCI_ZIP,
-                member_index: int = 0, zscore: bool = True) -> np.ndarray:
+                member_index: int = 0, start_row: int = 6400, zscore: bool = True
+                ) -> np.ndarray:
   """Consecutive 8-channel windows [num_windows, 8, samples] cut from one UCI-EMG recording.
 
-  Reads only the rows it needs straight from the zip. With `zscore`, each window is
-  standardised per channel (as the fine-tuning data are), so values are O(1).
+  Reads only the rows it needs straight from the zip. The default start (row 6400 of subject
+  01's first recording) is just before its first fist clench, so the windows hold real muscle
+  activity. With `zscore`, each window is standardised per channel (as the fine-tuning data
+  are), so values are O(1).
   """
   with zipfile.ZipFile(zip_path) as z:
     members = sorted(n for n in z.namelist() if n.endswith(".txt") and "raw_data" in n)
@@ -63,7 +66,8 @@ def uci_windows(num_windows: int, *, samples: int = 1000, zip_path: str = UCI_ZI
     need = num_windows * samples
     with z.open(members[member_index]) as f:
       text = io.TextIOWrapper(f, encoding="ascii")
-      next(text)  # header: time, channel1..channel8, class
+      for _ in range(1 + start_row):  # header (time, channel1..channel8, class) + skipped rows
+        next(text, None)
       rows = [line for _, line in zip(range(need), text)]
   if len(rows) < need:
     raise ValueError(f"recording {members[member_index]} has {len(rows)} rows, fewer than the "
@@ -71,5 +75,6 @@ def uci_windows(num_windows: int, *, samples: int = 1000, zip_path: str = UCI_ZI
   data = np.loadtxt(rows, delimiter="\t", dtype=np.float64)[:, 1:9]  # [rows, 8]
   x = data.reshape(num_windows, samples, 8).transpose(0, 2, 1)
   if zscore:
-    x = (x - x.mean(axis=2, keepdims=True)) / (x.std(axis=2, keepdims=True) + 1e-8)
+    std = x.std(axis=2, keepdims=True)
+    x = (x - x.mean(axis=2, keepdims=True)) / np.where(std > 0, std, 1.0)  # flat channel -> 0
   return x.astype(np.float32)

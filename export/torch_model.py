@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -343,5 +344,6 @@ def build(config, state_dict=None) -> TinyMyoTorch:
     prefix = "model."
     if state_dict and all(k.startswith(prefix) for k in state_dict):
       state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
-    model.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()}, strict=True)
+    model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in state_dict.items()},
+                          strict=True)
   return model
