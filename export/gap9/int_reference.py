@@ -80,7 +80,7 @@ def layer_norm(x, t, name):
   std = np.maximum(isqrt(var << 16), 1)
   inv = (np.int64(1) << 47) // std
   n = rshift_round(xc * 256 * inv, 31)
-  return clamp(rshift_round(n * t[f"{name}.g"] + (t[f"{name}.b"] << 16), 32))
+  return clamp(rshift_round(n * t[f"{name}.g"] + t[f"{name}.b"] * 65536, 32))
 
 
 def rope(x_bnhd, t):
