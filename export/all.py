@@ -25,9 +25,15 @@ from export import weight_map as wm
 DEFAULT_TOLERANCE = 1e-5  # Flax vs PyTorch, fp32
 
 
+class ParityError(RuntimeError):
+  """The exported PyTorch weights do not reproduce the Flax model."""
+
+
 def _real_windows(channels: int, samples: int, batch: int) -> np.ndarray | None:
-  """UCI-EMG windows of shape [batch, channels, samples] (8-channel blocks stacked), or None
-  when the shared sample data are not present."""
+  """Real UCI-EMG windows [batch, channels, samples] (8-channel windows stacked), or None.
+
+  None when the shared sample data are not present on this machine.
+  """
   if not os.path.isfile(parity.UCI_ZIP):
     return None
   blocks = -(-channels // 8)
@@ -37,8 +43,11 @@ def _real_windows(channels: int, samples: int, batch: int) -> np.ndarray | None:
 
 def torch_parity(ckpt_dir: str, safetensors_path: str, *, channels: int, samples: int,
                  output: str, batch: int = 2, seed: int = 0) -> dict:
-  """Loads the written safetensors into the PyTorch module and compares it with the Flax model
-  on random and real windows; also checks that re-importing the file is bit-identical."""
+  """Compares the PyTorch module (loaded from the written file) with the Flax model.
+
+  Uses random and, when available, real windows; also checks that re-importing the file gives
+  bit-identical parameters and the same config.
+  """
   from export import torch_model
   from tinymyo_jax.checkpointing import load_params
   from tinymyo_jax.models.tinymyo import create_model
@@ -98,7 +107,7 @@ def run(ckpt: str, out_dir: str, *, task: str | None = None, channels: int | Non
   with open(os.path.join(out_dir, "export_report.json"), "w") as f:
     json.dump(summary, f, indent=2)
   if not summary["torch"]["passed"]:
-    raise to_onnx.OnnxExportError(f"PyTorch parity failed: {summary['torch']}")
+    raise ParityError(f"PyTorch parity failed: {summary['torch']}")
   return summary
 
 
@@ -134,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     summary = run(a.ckpt, a.out_dir, task=a.task, channels=a.channels, samples=a.samples,
                   dynamic_batch=a.dynamic_batch, ignore=a.ignore, overwrite=a.overwrite)
-  except (import_torch.ImportFailure, to_onnx.OnnxExportError, CheckpointError,
+  except (import_torch.ImportFailure, to_onnx.OnnxExportError, ParityError, CheckpointError,
           wm.WeightMapError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

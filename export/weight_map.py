@@ -4,17 +4,20 @@ Official keys (the released PyTorch code, `model.` prefix stripped) on the left,
 the right, with the exact array transform each way. Every transform is a reshape or a
 transpose, so a round trip is bit-identical.
 
-| official key                                  | Flax path                          | transform |
-| --------------------------------------------- | ---------------------------------- | --------- |
-| mask_token [1,1,D]                            | mask_token [1,1,D]                 | identity  |
-| patch_embedding.patch_embed.proj.weight [D,1,1,P] | patch_embed.kernel [P,D]       | conv-as-linear |
-| patch_embedding.patch_embed.proj.bias         | patch_embed.bias                   | identity  |
-| blocks.i.norm{1,2}.weight / .bias, norm.*     | ....scale / .bias                  | identity  |
-| blocks.i.attn.qkv.weight [3D,D]               | blocks.i.attn.qkv.kernel [D,3D]    | transpose |
-| blocks.i.attn.proj / mlp.fc1 / mlp.fc2 weight | ....kernel                         | transpose |
-| model_head.decoder_pred.weight [P,D]          | head.decoder_pred.kernel [D,P]     | transpose |
-| model_head.classifier.weight [K,C*D]          | head.classifier.kernel [C*D,K]     | transpose |
-| model_head.regressor.{0,3,5}.weight [o,i,k]   | head.{pointwise_in,depthwise,pointwise_out}.kernel [k,i,o] | conv1d |
+| official key (no `model.` prefix)        | Flax path                    | transform        |
+| ---------------------------------------- | ---------------------------- | ---------------- |
+| mask_token [1,1,D]                       | mask_token [1,1,D]           | identity         |
+| patch_embedding.patch_embed.proj.weight  | patch_embed.kernel [P,D]     | conv-as-linear   |
+|   [D,1,1,P]                              |                              |                  |
+| patch_embedding.patch_embed.proj.bias    | patch_embed.bias             | identity         |
+| blocks.i.norm{1,2}.weight / .bias        | blocks.i.norm{1,2}.scale/bias | identity        |
+| norm.weight / .bias                      | norm.scale / .bias           | identity         |
+| blocks.i.attn.qkv.weight [3D,D]          | blocks.i.attn.qkv.kernel     | transpose        |
+| blocks.i.attn.proj, mlp.fc1, mlp.fc2     | ....kernel [in,out]          | transpose        |
+| model_head.decoder_pred.weight [P,D]     | head.decoder_pred.kernel     | transpose        |
+| model_head.classifier.weight [K,C*D]     | head.classifier.kernel       | transpose        |
+| model_head.regressor.{0,3,5}.weight      | head.{pointwise_in,depthwise,| Conv1d [o,i,k]   |
+|                                          |  pointwise_out}.kernel       |  <-> [k,i,o]     |
 
 The fused qkv needs no reordering: both sides split its outputs as (3, heads, head_dim), i.e.
 columns [q | k | v] with head h at h*Dh .. h*Dh+Dh-1 inside each part.
@@ -261,8 +264,8 @@ def flax_to_official(params: dict, table: list[Entry]) -> dict[str, np.ndarray]:
   extra = sorted(".".join(map(str, p)) for p in flat if p not in table_paths)
   if extra:
     raise WeightMapError(f"Flax params hold tensors with no official name: {extra}")
-  return {e.official: np.ascontiguousarray(e.transform.to_official(np.asarray(_get(params, e.flax))))
-          for e in table}
+  return {e.official: np.ascontiguousarray(e.transform.to_official(np.asarray(
+      _get(params, e.flax)))) for e in table}
 
 
 def leftover_keys(state: dict[str, np.ndarray], table: list[Entry]) -> list[str]:
