@@ -6,7 +6,7 @@ Scheme (what the C kernels implement):
 - weights: int8 symmetric (+-127), per output channel or per tensor; biases int32 at s_in * s_w.
 - requantisation: y = clamp(round(acc * m / 2^sh)); `multiplier` mode gives each rescale a 31-bit
   multiplier m; `pow2` mode rounds every scale up to a power of two, so m = 2^30 and the rescale
-  is a pure rounding shift.
+  is a pure rounding shift (except pooling, 1/count, and P.V, whose probabilities step by 1/255).
 - activation ranges: `max` (absolute maximum over the calibration set) or `percentile`
   (the p-th percentile of |x| per batch, averaged over batches: clips rare outliers).
 
