@@ -41,6 +41,20 @@ def _real_windows(channels: int, samples: int, batch: int) -> np.ndarray | None:
   return w.reshape(batch, blocks * 8, samples)[:, :channels]
 
 
+def _same_tensors(a_path: str, b_path: str, ignore: Sequence[str]) -> bool:
+  """Whether two official safetensors files hold bit-identical tensors.
+
+  The `model.` prefix does not matter; extras of the first file named in `ignore` are left out.
+  """
+  a, _ = wm.strip_prefix(import_torch.read_safetensors(a_path)[0])
+  b, _ = wm.strip_prefix(import_torch.read_safetensors(b_path)[0])
+  skip = {k.removeprefix(wm.OFFICIAL_PREFIX) for k in ignore}
+  a = {k: v for k, v in a.items() if k not in skip}
+  return a.keys() == b.keys() and all(
+      a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and a[k].tobytes() == b[k].tobytes()
+      for k in a)
+
+
 def torch_parity(ckpt_dir: str, safetensors_path: str, *, channels: int, samples: int,
                  output: str, batch: int = 2, seed: int = 0) -> dict:
   """Compares the PyTorch module (loaded from the written file) with the Flax model.
@@ -79,6 +93,7 @@ def run(ckpt: str, out_dir: str, *, task: str | None = None, channels: int | Non
   """Runs every step; returns the summary (also written to `<out_dir>/export_report.json`)."""
   os.makedirs(out_dir, exist_ok=True)
   summary: dict = {"source": os.path.abspath(ckpt)}
+  ckpt_source = ckpt
   if ckpt.endswith(".safetensors"):
     ckpt_dir = os.path.join(out_dir, "checkpoint")
     config, report = import_torch.import_safetensors(ckpt, ckpt_dir, ignore=ignore,
@@ -86,6 +101,8 @@ def run(ckpt: str, out_dir: str, *, task: str | None = None, channels: int | Non
     summary["import"] = report
     ckpt = ckpt_dir
   st_path, config, _ = to_torch.export_checkpoint(ckpt, os.path.join(out_dir, "model.safetensors"))
+  if "import" in summary:  # the original file against what came out, tensor by tensor
+    summary["source_vs_export_bit_identical"] = _same_tensors(ckpt_source, st_path, ignore)
   output, _ = to_onnx.resolve_task(task, config)
   if channels is None:
     channels = config.num_channels if config.head != "reconstruction" else 16
@@ -106,7 +123,7 @@ def run(ckpt: str, out_dir: str, *, task: str | None = None, channels: int | Non
   summary["checkpoint"] = os.path.abspath(ckpt)
   with open(os.path.join(out_dir, "export_report.json"), "w") as f:
     json.dump(summary, f, indent=2)
-  if not summary["torch"]["passed"]:
+  if not summary["torch"]["passed"] or not summary.get("source_vs_export_bit_identical", True):
     raise ParityError(f"PyTorch parity failed: {summary['torch']}")
   return summary
 
@@ -115,9 +132,13 @@ def format_summary(summary: dict, out_dir: str) -> str:
   """Human-readable table of files and parity figures."""
   lines = [f"checkpoint: {summary['checkpoint']}"]
   for name, size in summary["files"].items():
-    lines.append(f"  {os.path.join(out_dir, name):<60} {size / 1e6:9.2f} MB")
+    shown = f"{size / 1e6:9.2f} MB" if size >= 1e5 else f"{size / 1e3:9.2f} kB"
+    lines.append(f"  {os.path.join(out_dir, name):<60} {shown}")
+  if "source_vs_export_bit_identical" in summary:
+    lines.append(f"source .safetensors vs exported, bit-identical per tensor: "
+                 f"{summary['source_vs_export_bit_identical']}")
   t = summary["torch"]
-  lines.append(f"round trip import->export bit-identical: {t['roundtrip_bit_identical']}")
+  lines.append(f"exported file re-imports bit-identical: {t['roundtrip_bit_identical']}")
   for name, d in t["torch_vs_flax"].items():
     lines.append(f"PyTorch vs Flax max-abs ({name}, {t['input_shape']}): {d:.2e}")
   o = summary["onnx"]

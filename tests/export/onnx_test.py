@@ -89,7 +89,7 @@ def test_one_shot_driver_writes_all_files_and_prints_parity(small_ckpt, tmp_path
   out_dir = tmp_path / "exp"
   assert export_all.main(["--ckpt", small_ckpt, "--out_dir", str(out_dir)]) == 0
   printed = capsys.readouterr().out
-  assert "round trip import->export bit-identical: True" in printed
+  assert "exported file re-imports bit-identical: True" in printed
   assert "PyTorch vs Flax max-abs (uci_emg, [2, 8, 1000])" in printed
   summary = json.loads((out_dir / "export_report.json").read_text())
   assert summary["torch"]["passed"] and summary["onnx"]["passed"]
