@@ -29,8 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
       attn_dropout=0.1, drop_path=0.1, head="reconstruction", num_channels=16, num_outputs=0,
       reduction="concat", target_len=500))
   c.data = ml_collections.ConfigDict(dict(
-      sources=[("uci_emg", "default", 1.0)], data_dir=DEFAULT_DATA_DIR, train_split="train",
-      eval_split="validation", normalization="minmax", num_channels=0, keep=[]))
+      sources=(("uci_emg", "default", 1.0),), data_dir=DEFAULT_DATA_DIR, train_split="train",
+      eval_split="validation", normalization="minmax", num_channels=0, keep=()))
   c.batch_size = 32
   c.total_steps = 1000
   c.grad_accum_steps = 1

@@ -35,7 +35,7 @@ def _small(c):
 
 
 def _smoke(c):
-  c.data.sources = [("synthetic", "8x200:128", 1.0)]  # no corpus build needed
+  c.data.sources = (("synthetic", "8x200:128", 1.0),)  # no corpus build needed
   c.model.variant = "test"
   c.batch_size = 8
   c.total_steps = 6
@@ -48,8 +48,8 @@ def _smoke(c):
 
 
 def _paper(c):
-  c.data.sources = [("ninapro_db6", "default", 1.0), ("ninapro_db7", "default", 1.0),
-                    ("emg2pose", "default", 1.0)]
+  c.data.sources = (("ninapro_db6", "default", 1.0), ("ninapro_db7", "default", 1.0),
+                    ("emg2pose", "default", 1.0))
   c.data.num_channels = 16
   c.batch_size = 512
   c.total_steps = 30000

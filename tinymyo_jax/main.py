@@ -6,10 +6,10 @@ flags, sets up logging and multi-host JAX, and prints where the outputs are.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -21,13 +21,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  # Library INFO chatter (orbax, absl) would drown the progress bar; warnings still show.
+  absl_logging.set_verbosity(absl_logging.WARNING)
   import jax  # imported after flag parsing so XLA flags in the environment apply
   config = FLAGS.config
   if config.distributed:
     jax.distributed.initialize()  # coordinator and process ids come from the environment
-  logging.info("JAX %s, process %d/%d, devices: %s", jax.__version__, jax.process_index(),
-               jax.process_count(), jax.devices())
+  print(f"JAX {jax.__version__}, process {jax.process_index()}/{jax.process_count()}, "
+        f"devices: {jax.devices()}", flush=True)
   from tinymyo_jax import train
   summary = train.train_and_evaluate(config, FLAGS.workdir)
   if jax.process_index() == 0:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import tqdm
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -93,8 +94,13 @@ def init_state(model_cfg, mesh, tx, seed: int, init_params=None):
   params = jax.jit(fresh_params, out_shardings=param_shardings)(jax.random.key(seed))
   if init_params is not None:
     params = init_params(params, param_shardings)
-  opt_state = jax.jit(tx.init)(params)
   replicated = NamedSharding(mesh, P())
+  # Param-shaped optimizer state (Adam moments) takes the params' shardings; the rest
+  # (step counts) is replicated over the mesh.
+  opt_shardings = optax.tree_utils.tree_map_params(
+      tx, lambda _, sh: sh, jax.eval_shape(tx.init, params), param_shardings,
+      transform_non_params=lambda _: replicated)
+  opt_state = jax.jit(tx.init, out_shardings=opt_shardings)(params)
   state = {"params": params, "opt_state": opt_state,
            "step": jax.device_put(jnp.zeros((), jnp.int32), replicated)}
   return graphdef, state
@@ -157,7 +163,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           f"the config asks for {model_cfg}")
     state = {"params": params, "opt_state": opt_state,
              "step": jax.device_put(jnp.asarray(step0, jnp.int32), replicated)}
-    log.info("resumed from step %d of %s", step0, ckpt.directory)
+    tqdm.tqdm.write(f"resumed from step {step0} of {ckpt.directory}")
   step = int(state["step"])
 
   # --- compiled steps
