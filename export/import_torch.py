@@ -60,7 +60,7 @@ def _variant_for(inferred: wm.Inferred):
 
 
 def infer_config(state: dict[str, np.ndarray], *, rope_mode: str | None = None,
-                 num_heads: int | None = None, reduction: str = "concat",
+                 num_heads: int | None = None, reduction: str | None = None,
                  num_channels: int | None = None, target_len: int | None = None,
                  saved_config: dict | None = None):
   """Builds the ModelConfig that fits a prefix-free official state dict.
@@ -72,7 +72,7 @@ def infer_config(state: dict[str, np.ndarray], *, rope_mode: str | None = None,
   from tinymyo_jax.models.tinymyo import ModelConfig
 
   saved = dict(saved_config or {})
-  reduction = saved.get("reduction", reduction) if reduction == "concat" else reduction
+  reduction = reduction or saved.get("reduction", "concat")
   inferred = wm.infer_architecture(state, reduction=reduction)
   variant, fields = _variant_for(inferred)
   heads = num_heads or saved.get("num_heads") or (fields or {}).get("num_heads")
@@ -119,9 +119,9 @@ def convert_state_dict(state: dict[str, np.ndarray], *, ignore: Sequence[str] = 
   config. Float tensors of another precision are cast to float32 and listed in the report.
   """
   import jax
+  from flax import nnx
 
   from tinymyo_jax.models.tinymyo import TinyMyo
-  from flax import nnx
 
   state, had_prefix = wm.strip_prefix(state)
   ignore_set = {k[len(wm.OFFICIAL_PREFIX):] if k.startswith(wm.OFFICIAL_PREFIX) else k
@@ -227,7 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  help="default: 'released' (what the released code computes)")
   p.add_argument("--num_heads", type=int, default=None,
                  help="only needed for an architecture that is not a known variant")
-  p.add_argument("--reduction", choices=("concat", "mean"), default="concat")
+  p.add_argument("--reduction", choices=("concat", "mean"), default=None,
+                 help="classification channel fusion (default: concat, the released one)")
   p.add_argument("--num_channels", type=int, default=None)
   p.add_argument("--target_len", type=int, default=None, help="regression output length")
   p.add_argument("--overwrite", action="store_true")

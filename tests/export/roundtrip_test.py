@@ -41,22 +41,28 @@ def test_official_file_survives_import_and_export_bit_for_bit(fixture, request, 
   assert all(not k.startswith("model.") for k in load_file(str(bare)))
 
 
-def test_flax_regression_checkpoint_round_trips_with_its_config(tmp_path):
+@pytest.mark.parametrize("head,extra", [
+    ("regression", dict(num_channels=8, num_outputs=5, target_len=120, dropout=0.2)),
+    ("classification", dict(num_channels=4, num_outputs=3, reduction="mean")),
+])
+def test_flax_checkpoint_round_trips_with_its_config(tmp_path, head, extra):
   from flax import nnx
 
   from tinymyo_jax.models.tinymyo import create_model
 
-  config = decode_variant("test", head="regression", num_channels=8, num_outputs=5,
-                          rope_mode="time", target_len=120, dropout=0.2)
+  config = decode_variant("test", head=head, rope_mode="time", **extra)
   params = nnx.to_pure_dict(nnx.state(create_model(config, seed=3), nnx.Param))
   save_params(str(tmp_path / "ck"), params, config)
   st = tmp_path / "reg.safetensors"
   to_torch.export_checkpoint(str(tmp_path / "ck"), str(st))
   keys = load_file(str(st))
-  assert keys["model.model_head.regressor.3.weight"].shape == (256, 1, 3)  # depthwise conv
+  if head == "regression":
+    assert keys["model.model_head.regressor.3.weight"].shape == (256, 1, 3)  # depthwise conv
+  else:
+    assert keys["model.model_head.classifier.weight"].shape == (3, 48)  # mean: no channel axis
   import_torch.import_safetensors(str(st), str(tmp_path / "back"))
   back, back_config, _ = load_params(str(tmp_path / "back"))
-  assert back_config == config  # rope mode, target length, dropout restored from metadata
+  assert back_config == config  # rope mode, target length, reduction... restored
   ref, got = wm.flatten_paths(params), wm.flatten_paths(back)
   assert ref.keys() == got.keys()
   assert all(np.asarray(ref[k]).tobytes() == np.asarray(got[k]).tobytes() for k in ref)
