@@ -1,0 +1,104 @@
+"""Host latency of the generated INT8 C (one core) vs onnxruntime fp32 and INT8 (QDQ).
+
+  python bench/int8_inference.py --ckpt CKPT_DIR [--work /tmp/gap9_bench] [--repeat 5]
+
+Steps: PTQ on real UCI windows -> generated C built with gcc -O2 -> bit-exact check of its
+logits against the integer reference on `--check` windows -> timings. The fp32 ONNX comes from
+the export bridge (`export.to_onnx`); the INT8 ONNX is its QDQ quantisation by
+`onnxruntime.quantization.quantize_static` (per-channel int8 weights, int8 activations, the same
+calibration windows): that file is also the hand-off artifact for an ONNX-based GAP flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from export.gap9 import codegen
+from export.gap9 import int_reference as ref
+from export.gap9 import quantize as q
+from export.gap9.windows import load_windows
+
+
+def qdq_onnx(fp32_path: Path, out: Path, x_cal: np.ndarray) -> Path:
+  """Static QDQ quantisation of the fp32 ONNX with calibration windows."""
+  import onnxruntime as ort
+  from onnxruntime import quantization as oq
+  name = ort.InferenceSession(str(fp32_path)).get_inputs()[0].name
+
+  class Reader(oq.CalibrationDataReader):
+    def __init__(self):
+      self.it = iter(x_cal[:, None])  # one window per call: [1, C, T]
+
+    def get_next(self):
+      x = next(self.it, None)
+      return None if x is None else {name: x.astype(np.float32)}
+
+  oq.quantize_static(str(fp32_path), str(out), Reader(), quant_format=oq.QuantFormat.QDQ,
+                     per_channel=True, activation_type=oq.QuantType.QInt8,
+                     weight_type=oq.QuantType.QInt8)
+  return out
+
+
+def time_ort(path: Path, x: np.ndarray, repeat: int) -> float:
+  import onnxruntime as ort
+  opts = ort.SessionOptions()
+  opts.intra_op_num_threads = 1
+  opts.inter_op_num_threads = 1
+  sess = ort.InferenceSession(str(path), opts)
+  feed = {sess.get_inputs()[0].name: x[None].astype(np.float32)}
+  sess.run(None, feed)
+  t0 = time.perf_counter()
+  for _ in range(repeat):
+    sess.run(None, feed)
+  return (time.perf_counter() - t0) / repeat
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--ckpt", required=True)
+  parser.add_argument("--work", default="/tmp/gap9_bench")
+  parser.add_argument("--calib", type=int, default=64)
+  parser.add_argument("--check", type=int, default=2)
+  parser.add_argument("--repeat", type=int, default=5)
+  parser.add_argument("--skip_onnx", action="store_true")
+  args = parser.parse_args(argv)
+  from export.gap9.model_io import load_checkpoint
+  work = Path(args.work)
+  work.mkdir(parents=True, exist_ok=True)
+  params, config = load_checkpoint(args.ckpt)
+  x_cal, _ = load_windows("train", limit=args.calib)
+  x_test, _ = load_windows("test", limit=max(args.check, 1))
+  qm = q.quantize(params, config, x_cal)
+  plan = codegen.generate(qm, work / "net")
+  binary = codegen.compile_host(work / "net")
+  x_q = ref.quantize_input(qm, x_test[:args.check])
+  want, _ = ref.run(qm, x_q)
+  for i in range(len(x_q)):
+    got, _ = codegen.run_host(binary, x_q[i])
+    if not np.array_equal(got, want[i]):
+      raise SystemExit(f"generated C differs from the integer reference on window {i}: "
+                       f"{got} vs {want[i]}")
+  _, c_secs = codegen.run_host(binary, x_q[0], repeat=args.repeat)
+  rows = [("generated C, INT8, 1 core (gcc -O2)", c_secs)]
+  if not args.skip_onnx:
+    from export.to_onnx import export_onnx
+    fp32 = work / "tinymyo_fp32.onnx"
+    export_onnx(args.ckpt, str(fp32), task="classification", channels=config.num_channels,
+                samples=int(qm.tensors["num_samples"]))
+    int8 = qdq_onnx(fp32, work / "tinymyo_int8_qdq.onnx", x_cal)
+    rows += [("onnxruntime fp32, 1 thread", time_ort(fp32, x_test[0], args.repeat)),
+             ("onnxruntime INT8 QDQ, 1 thread", time_ort(int8, x_test[0], args.repeat))]
+  print(f"model: {config.num_layers} blocks, {config.num_channels} ch x "
+        f"{int(qm.tensors['num_samples'])} samples; {sum(o.macs for o in plan.ops):,} MACs; "
+        f"C logits bit-exact with the integer reference on {len(x_q)} real windows")
+  print("| runtime | ms / inference |\n|---|---:|")
+  for name, secs in rows:
+    print(f"| {name} | {secs * 1e3:.1f} |")
+
+
+if __name__ == "__main__":
+  main()
