@@ -1,0 +1,38 @@
+"""Every shipped config and preset loads, is locked and validates."""
+
+from __future__ import annotations
+
+import pytest
+
+from configs import common, pretrain
+
+
+@pytest.mark.parametrize("preset", ["default", "small", "smoke", "paper"])
+def test_pretrain_presets_validate(preset):
+  config = pretrain.get_config(preset)
+  common.validate(config)
+  assert config.name == preset
+  with pytest.raises(AttributeError):
+    config.not_a_field = 1  # locked: misspelt keys are errors
+
+
+def test_unknown_preset_names_the_value():
+  with pytest.raises(ValueError, match="unknown config preset 'huge'"):
+    pretrain.get_config("huge")
+
+
+def test_paper_preset_uses_the_paper_corpora():
+  config = pretrain.get_config("paper")
+  assert [s[0] for s in config.data.sources] == ["ninapro_db6", "ninapro_db7", "emg2pose"]
+  assert config.data.num_channels == 16
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("batch_size", 0, "batch_size must be >= 1"),
+    ("total_steps", -5, "total_steps must be >= 1"),
+])
+def test_validate_rejects_bad_values(field, value, match):
+  config = pretrain.get_config("smoke").unlock()
+  config[field] = value
+  with pytest.raises(ValueError, match=match):
+    common.validate(config)
