@@ -148,7 +148,14 @@ def check_labels(path: str, stimulus: np.ndarray, num_movements: int) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class WindowSpec:
-  """Everything a worker needs to turn one classification session into windows (picklable)."""
+  """Everything a worker needs to turn one classification session into windows (picklable).
+
+  The last three fields are optional label and session rules (defaults: DB5's behaviour):
+  `label_values` lists a corpus's raw labels when they are not 0..N (DB6 uses 0,1,3,4,...; the
+  class id is the position in the list); `exercise_sizes` gives per-exercise movement counts for
+  corpora whose files may number labels per exercise or globally (DB7); `takes_per_part` > 0
+  makes `session` = (part - 1) * takes_per_part + take (DB6: day and time of day -> 1..10).
+  """
 
   raw_channels: int
   drop_columns: tuple[int, ...]
@@ -158,6 +165,47 @@ class WindowSpec:
   stride: int
   num_movements: int                       # per-exercise maximum label, for validation
   exercise_offsets: tuple[tuple[int, int], ...]   # (exercise, offset added to non-zero labels)
+  label_values: tuple[int, ...] = ()
+  exercise_sizes: tuple[tuple[int, int], ...] = ()
+  takes_per_part: int = 0
+
+
+def class_ids(path: str, stimulus: np.ndarray, spec: WindowSpec, exercise: int) -> np.ndarray:
+  """Maps one file's raw movement labels [T] to class ids [T] (0 = rest) under `spec`'s rules.
+
+  Raises:
+    emg_common.CorpusError: a label outside the corpus's label set (names the file and value).
+  """
+  offset = dict(spec.exercise_offsets).get(exercise, 0)
+  if spec.label_values:
+    lookup = np.full(max(spec.label_values) + 1, -1, dtype=np.int64)
+    lookup[list(spec.label_values)] = np.arange(len(spec.label_values))
+    known = (stimulus >= 0) & (stimulus < lookup.size)
+    ids = np.where(known, lookup[np.clip(stimulus, 0, lookup.size - 1)], -1)
+    if (ids < 0).any():
+      raise emg_common.CorpusError(f"{path}: restimulus {int(stimulus[ids < 0][0])} is not one of "
+                                   f"the corpus's labels {list(spec.label_values)}")
+    return ids
+  size = dict(spec.exercise_sizes).get(exercise)
+  if size is None:
+    check_labels(path, stimulus, spec.num_movements)
+    return np.where(stimulus > 0, stimulus + offset, 0)
+  moving = stimulus[stimulus != 0]
+  if moving.size and moving.min() > 0 and moving.max() <= size:
+    return np.where(stimulus > 0, stimulus + offset, 0)        # numbered 1..size in this file
+  if moving.size and moving.min() > offset and moving.max() <= offset + size:
+    return stimulus.astype(np.int64)                           # already numbered globally
+  bad = int(moving[(moving < 1) | (moving > offset + size)][0]) if moving.size else 0
+  raise emg_common.CorpusError(
+      f"{path}: restimulus {bad} fits neither 1..{size} (exercise {exercise} numbered alone) nor "
+      f"{offset + 1}..{offset + size} (numbered across exercises)")
+
+
+def session_id(session: SessionFile, spec: WindowSpec) -> int:
+  """Returns the `session` field of a file's records (its part, or part and take combined)."""
+  if spec.takes_per_part:
+    return (session.part - 1) * spec.takes_per_part + session.take
+  return session.part
 
 
 def session_examples(session: SessionFile, *, split: str, spec: WindowSpec,
@@ -168,18 +216,16 @@ def session_examples(session: SessionFile, *, split: str, spec: WindowSpec,
   """
   data = read_session(session.path, raw_channels=spec.raw_channels,
                       drop_columns=spec.drop_columns)
-  check_labels(session.path, data["stimulus"], spec.num_movements)
+  labels = class_ids(session.path, data["stimulus"], spec, session.part)
   emg_ct = emg_common.filter_recording(data["emg"], spec.sos)
-  offset = dict(spec.exercise_offsets).get(session.part, 0)
   name = epath.Path(session.path).stem
-  for run, (start, stop, movement, rep) in enumerate(
-      labelled_runs(data["stimulus"], data["repetition"])):
+  session_number = session_id(session, spec)
+  for run, (start, stop, label, rep) in enumerate(labelled_runs(labels, data["repetition"])):
     if split_of(session, rep) != split:
       continue
-    label = movement + offset if movement else 0
     for index, window in emg_common.iter_windows(emg_ct, start, stop, spec.window, spec.stride):
       yield f"{name}_{run:04d}_{index:04d}", {
-          "emg": window, "label": label, "subject": session.subject, "session": session.part,
+          "emg": window, "label": label, "subject": session.subject, "session": session_number,
           "repetition": rep}
 
 
@@ -192,6 +238,9 @@ class ClassificationBuilder(emg_common.BeamAwareBuilder, skip_registration=True)
   NUM_MOVEMENTS = 0              # largest per-file label
   EXERCISE_OFFSETS: tuple[tuple[int, int], ...] = ()
   NUM_CLASSES = 0                # including rest
+  LABEL_VALUES: tuple[int, ...] = ()          # see WindowSpec
+  EXERCISE_SIZES: tuple[tuple[int, int], ...] = ()
+  TAKES_PER_PART = 0
   HOMEPAGE = ""
 
   @property
@@ -220,7 +269,8 @@ class ClassificationBuilder(emg_common.BeamAwareBuilder, skip_registration=True)
     config = self.builder_config
     spec = WindowSpec(self.RAW_CHANNELS, self.DROP_COLUMNS, self.RATE_HZ,
                       emg_common.bandpass_notch_sos(self.RATE_HZ, config.band_hz, config.notch_hz),
-                      config.window, config.stride, self.NUM_MOVEMENTS, self.EXERCISE_OFFSETS)
+                      config.window, config.stride, self.NUM_MOVEMENTS, self.EXERCISE_OFFSETS,
+                      self.LABEL_VALUES, self.EXERCISE_SIZES, self.TAKES_PER_PART)
     generators = {}
     for split in ("train", "validation", "test"):
       items = [s for s in sessions if split in self.splits_of_file(s)]
