@@ -191,14 +191,18 @@ def class_ids(path: str, stimulus: np.ndarray, spec: WindowSpec, exercise: int) 
     check_labels(path, stimulus, spec.num_movements)
     return np.where(stimulus > 0, stimulus + offset, 0)
   moving = stimulus[stimulus != 0]
-  if moving.size and moving.min() > 0 and moving.max() <= size:
-    return np.where(stimulus > 0, stimulus + offset, 0)        # numbered 1..size in this file
-  if moving.size and moving.min() > offset and moving.max() <= offset + size:
-    return stimulus.astype(np.int64)                           # already numbered globally
-  bad = int(moving[(moving < 1) | (moving > offset + size)][0]) if moving.size else 0
+  if not moving.size:
+    return np.zeros_like(stimulus)
+  low, high = int(moving.min()), int(moving.max())
+  # A file numbered across exercises has no label <= offset; one numbered alone has none > size.
+  if offset < low and high <= offset + size:
+    return stimulus.astype(np.int64)
+  if 0 < low and high <= size:
+    return np.where(stimulus > 0, stimulus + offset, 0)
   raise emg_common.CorpusError(
-      f"{path}: restimulus {bad} fits neither 1..{size} (exercise {exercise} numbered alone) nor "
-      f"{offset + 1}..{offset + size} (numbered across exercises)")
+      f"{path}: exercise {exercise} restimulus spans {low}..{high}, which fits neither 1..{size} "
+      f"(numbered within the exercise) nor {offset + 1}..{offset + size} (numbered across "
+      "exercises)")
 
 
 def session_id(session: SessionFile, spec: WindowSpec) -> int:
