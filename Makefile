@@ -14,7 +14,7 @@ CKPT ?=
 DATASET ?= uci_emg
 MANUAL_DIR ?=
 
-.PHONY: venv test pretrain finetune data bench clean-venv
+.PHONY: venv test pretrain finetune data export gap9 bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,18 @@ pretrain: $(STAMP)
 
 data: $(STAMP)
 	@test -n "$(MANUAL_DIR)" || (echo "usage: make data DATASET=<name> MANUAL_DIR=<dir>"; exit 2)
-	$(PY) -m data_builders.build $(DATASET) --manual_dir=$(MANUAL_DIR) --data_dir=$(DATA_DIR)
+	$(PY) -m data_builders.build $(DATASET) --manual_dir=$(MANUAL_DIR) --data_dir=$(DATA_DIR) \
+		$(if $(CONFIG),--config=$(CONFIG))
+
+export: $(STAMP)
+	@test -n "$(CKPT)" || (echo "usage: make export CKPT=<ckpt dir or official .safetensors> [TASK=...]"; exit 2)
+	$(PY) -m export.all --ckpt $(CKPT) $(if $(TASK),--task $(TASK)) \
+		$(if $(CHANNELS),--channels $(CHANNELS)) --overwrite \
+		--out_dir $(or $(OUT),exports/$(notdir $(basename $(CKPT))))
+
+gap9: $(STAMP)
+	@test -n "$(CKPT)" || (echo "usage: make gap9 CKPT=<fine-tuned classifier ckpt dir>"; exit 2)
+	$(PY) -m export.gap9.codegen --ckpt $(CKPT) --task $(TASK) --out $(or $(OUT),build/gap9)
 
 bench: $(STAMP)
 	$(PY) bench/train_step.py

@@ -1,0 +1,88 @@
+"""Times the compiled pretraining step and reports examples/s, ms/step and model FLOPs/example.
+
+Usage: python bench/train_step.py [--channels 16 --samples 1000 --batch 32 --steps 5
+                                   --variant tiny --dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs import pretrain  # noqa: E402
+from tinymyo_jax import sharding, steps, train  # noqa: E402
+
+
+def flops_of(compiled) -> float | None:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, list):
+    analysis = analysis[0] if analysis else None
+  return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--channels", type=int, default=16)
+  p.add_argument("--samples", type=int, default=1000)
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--steps", type=int, default=5)
+  p.add_argument("--variant", default="tiny")
+  p.add_argument("--dtype", default="float32")
+  p.add_argument("--rope_mode", default="time")
+  args = p.parse_args()
+
+  config = pretrain.get_config("default").unlock()
+  config.model.variant, config.model.dtype = args.variant, args.dtype
+  config.model.rope_mode = args.rope_mode
+  config.batch_size = args.batch
+  mesh = sharding.make_mesh(-1, 1)
+  tx, schedule = train.make_optimizer(config)
+  graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
+  loss_fn = functools.partial(steps.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
+  step_fn = steps.make_train_step(graphdef, tx, loss_fn, schedule)
+  eval_fn = steps.make_eval_step(graphdef, loss_fn)
+  rng = np.random.default_rng(0)
+  batch = sharding.host_to_global(mesh, {"emg": rng.uniform(
+      -1, 1, (args.batch, args.channels, args.samples)).astype(np.float32)})
+  key = jax.random.key(0)
+
+  t0 = time.perf_counter()
+  compiled = jax.jit(step_fn, donate_argnums=(0,)).lower(state, batch, key).compile()
+  compile_s = time.perf_counter() - t0
+  step_flops = flops_of(compiled)
+  fwd_flops = flops_of(jax.jit(eval_fn).lower(state["params"], batch, key).compile())
+
+  state, m = compiled(state, batch, key)  # warm-up
+  jax.block_until_ready(m)
+  times = []
+  for _ in range(args.steps):
+    t = time.perf_counter()
+    state, m = compiled(state, batch, key)
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t)
+  ms = 1000 * float(np.median(times))
+  result = {
+      "input": f"{args.channels}x{args.samples}", "batch": args.batch, "variant": args.variant,
+      "dtype": args.dtype, "rope_mode": args.rope_mode, "compile_s": round(compile_s, 1),
+      "ms_per_step_median": round(ms, 1), "examples_per_s": round(args.batch * 1000 / ms, 2),
+      "train_step_gflop_per_example": step_flops and round(step_flops / args.batch / 1e9, 2),
+      "forward_gflop_per_example": fwd_flops and round(fwd_flops / args.batch / 1e9, 2),
+      "achieved_gflop_per_s": step_flops and round(step_flops / (ms / 1000) / 1e9, 1),
+      "loss": float(m["loss"]), "jax": jax.__version__, "devices": str(jax.devices()),
+      "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+  }
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+  main()
