@@ -32,6 +32,12 @@ pretrain: $(STAMP)
 	$(PY) -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir=$(WORKDIR) \
 		--config.data.data_dir=$(abspath $(DATA_DIR)) $(PRETRAIN_FLAGS)
 
+finetune: $(STAMP)
+	$(PY) -m tinymyo_jax.main --config=configs/finetune.py:$(TASK) \
+		--workdir=$(or $(FT_WORKDIR),runs/finetune_$(TASK)) \
+		--config.data.data_dir=$(abspath $(DATA_DIR)) \
+		--config.init_from=$(if $(CKPT),$(abspath $(CKPT)),auto) $(FINETUNE_FLAGS)
+
 data: $(STAMP)
 	@test -n "$(MANUAL_DIR)" || (echo "usage: make data DATASET=<name> MANUAL_DIR=<dir>"; exit 2)
 	$(PY) -m data_builders.build $(DATASET) --manual_dir=$(MANUAL_DIR) --data_dir=$(DATA_DIR) \

@@ -46,6 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 200
   c.max_to_keep = 3
   c.progress_bar = True
+  c.early_stopping_patience = 0  # evals without improvement before stopping; 0 = off
   return c
 
 

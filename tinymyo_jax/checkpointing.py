@@ -114,10 +114,10 @@ class Checkpointer:
 
 
 def save_params(directory: str, params, model_config: ModelConfig, *, step: int = 0,
-                extra_meta: dict[str, Any] | None = None) -> str:
+                extra_meta: dict[str, Any] | None = None, max_to_keep: int | None = None) -> str:
   """Writes a params-only checkpoint (e.g. an imported or exported model). Returns its path."""
-  manager = _manager(directory)
-  meta = {"model": model_config_to_json(model_config), "step": int(step), **(extra_meta or {})}
+  manager = _manager(directory, max_to_keep)
+  meta = {**(extra_meta or {}), "model": model_config_to_json(model_config), "step": int(step)}
   manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
                                              meta=ocp.args.JsonSave(meta)), force=True)
   manager.wait_until_finished()

@@ -105,12 +105,52 @@ class SyntheticSource:
     return {"emg": emg, "label": int(i) % self.classes, "subject": 0}
 
 
+class RecordView:
+  """Random access over concatenated sources, keeping only records whose fields match."""
+
+  def __init__(self, parts, where: dict[str, int] | None = None):
+    self.parts = list(parts)
+    index = [(p, i) for p, part in enumerate(self.parts) for i in range(len(part))]
+    if where:
+      index = [(p, i) for p, i in index
+               if all(int(self.parts[p][i][k]) == v for k, v in where.items())]
+    self.index = index
+
+  def __len__(self):
+    return len(self.index)
+
+  def __getitem__(self, i):
+    p, j = self.index[i]
+    return self.parts[p][j]
+
+
+def parse_split(expr: str) -> tuple[list[str], dict[str, int]]:
+  """'train+validation|repetition=1,session=2' -> (['train', 'validation'], {field: value})."""
+  names, _, cond = expr.partition("|")
+  where = {}
+  for item in filter(None, cond.split(",")):
+    field, eq, value = item.partition("=")
+    if not eq:
+      raise ValueError(f"bad split selector {item!r} in {expr!r}; expected field=value")
+    where[field.strip()] = int(value)
+  return [n.strip() for n in names.split("+")], where
+
+
 def load_source(source: Source, split: str, data_dir: str):
-  """Random-access records of one built corpus split (raises if it was not built)."""
+  """Random-access records of a built corpus split expression (raises if it was not built).
+
+  `split` is a TFDS split name, several joined by '+', optionally followed by '|field=value,...'
+  to keep only matching records (e.g. 'train+validation+test|repetition=1').
+  """
   if source.name == "synthetic":
     return SyntheticSource(source.config or "8x1000:256", split)
   from data_builders import registry  # local: keeps the library importable without builders
-  return registry.load_split(source.name, split, data_dir=data_dir, config=source.config)
+  names, where = parse_split(split)
+  parts = [registry.load_split(source.name, n, data_dir=data_dir, config=source.config)
+           for n in names]
+  if len(parts) == 1 and not where:
+    return parts[0]
+  return RecordView(parts, where)
 
 
 def source_metadata(source: Source, data_dir: str) -> dict:

@@ -1,4 +1,4 @@
-"""Entry point: python -m tinymyo_jax.main --config=configs/pretrain.py:<preset> --workdir=DIR.
+"""Entry point: python -m tinymyo_jax.main --config=configs/<pretrain|finetune>.py:<name> --workdir=DIR.
 
 Everything else lives in importable modules (`train.train_and_evaluate`); this file only parses
 flags, sets up logging and multi-host JAX, and prints where the outputs are.
@@ -29,13 +29,24 @@ def main(argv):
     jax.distributed.initialize()  # coordinator and process ids come from the environment
   print(f"JAX {jax.__version__}, process {jax.process_index()}/{jax.process_count()}, "
         f"devices: {jax.devices()}", flush=True)
-  from tinymyo_jax import train
-  summary = train.train_and_evaluate(config, FLAGS.workdir)
+  workdir = os.path.abspath(FLAGS.workdir)
+  if config.task == "pretrain":
+    from tinymyo_jax import train
+    summary = train.train_and_evaluate(config, workdir)
+    if jax.process_index() == 0:
+      print(f"\nsteps: {summary['steps']}  final train loss: {summary['final_train_loss']}  "
+            f"final eval loss: {summary['final_eval_loss']}")
+      print(f"checkpoints: {summary['checkpoint_dir']}")
+  else:
+    from tinymyo_jax import finetune
+    summary = finetune.run(config, workdir)
+    if jax.process_index() == 0:
+      scores = ", ".join(f"{k} {v['mean']:.4f} +/- {v['std']:.4f}"
+                         for k, v in summary["test"].items() if isinstance(v, dict))
+      print(f"\ntest: {scores}")
+      print(f"best checkpoint: {summary['runs'][0]['best_dir']}")
+      print(f"report:      {os.path.join(workdir, 'report.md')}")
   if jax.process_index() == 0:
-    workdir = os.path.abspath(FLAGS.workdir)
-    print(f"\nsteps: {summary['steps']}  final train loss: {summary['final_train_loss']}  "
-          f"final eval loss: {summary['final_eval_loss']}")
-    print(f"checkpoints: {summary['checkpoint_dir']}")
     print(f"summary:     {os.path.join(workdir, 'summary.json')}")
     print(f"tensorboard: tensorboard --logdir {workdir}")
 

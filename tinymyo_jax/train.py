@@ -115,11 +115,15 @@ def abstract_of(tree):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       init_params=None) -> dict[str, Any]:
+                       init_params=None, extra_meta: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
   """Trains per `config`, resuming from `workdir/checkpoints` if present; returns the summary.
 
   `init_params(params, shardings) -> params` may replace freshly initialised params (e.g. with a
   pretrained encoder); it is ignored when resuming from the run's own checkpoint.
+  With `config.early_stopping_patience > 0`, the params with the lowest eval loss are kept in
+  `workdir/best` and training stops after that many evals without improvement.
+  `extra_meta` is stored with every checkpoint (e.g. the data's sampling rate for inference).
   """
   from configs.common import validate  # configs are a package of the project
   validate(config)
@@ -195,7 +199,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # --- loop
   meta = {"model": checkpointing.model_config_to_json(model_cfg), "config_name": config.name,
-          "task": config.task}
+          "task": config.task, **(extra_meta or {})}
+  patience = config.get("early_stopping_patience", 0)
+  best_loss, best_step, evals_since_best = float("inf"), None, 0
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
   last_train, last_eval, pending = {}, {}, []
   timed_steps, timed_seconds, t_last = 0, 0.0, None
@@ -227,12 +233,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       if step % config.eval_every == 0 or step == config.total_steps:
         last_eval = evaluate()
         writer.write(step, last_eval, prefix="eval/")
+        if patience:
+          if last_eval["loss"] < best_loss:
+            best_loss, best_step, evals_since_best = last_eval["loss"], step, 0
+            checkpointing.save_params(os.path.join(workdir, "best"), state["params"], model_cfg,
+                                      step=step, extra_meta=meta, max_to_keep=1)
+          else:
+            evals_since_best += 1
         t_last = time.time()  # eval time is not step time
       if step % config.checkpoint_every == 0 or step == config.total_steps:
         jax.block_until_ready(state)
         ckpt.save(step, params=state["params"], opt_state=state["opt_state"],
                   data_iter=train_iter, meta=meta)
         t_last = time.time()  # checkpoint time is not step time
+      if patience and evals_since_best >= patience:
+        tqdm.tqdm.write(f"early stop at step {step}: no eval improvement in {patience} evals")
+        break
   finally:
     bar.close()
     writer.close()
@@ -250,6 +266,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "checkpoint_dir": ckpt.directory, "rope_mode": model_cfg.rope_mode,
       "workdir": os.path.abspath(workdir),
   }
+  if patience:
+    summary.update(best_eval_loss=best_loss, best_step=best_step,
+                   best_dir=os.path.join(os.path.abspath(workdir), "best"))
   if jax.process_index() == 0:
     reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
   return summary

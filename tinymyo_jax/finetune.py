@@ -1,0 +1,151 @@
+"""Fine-tuning driver: pretrained encoder -> train with early stopping -> test on the best params.
+
+`run(config, workdir)` trains `config.finetune.seeds` runs (one sub-folder each), evaluates each
+run's best-validation params on the test split, and writes `summary.json` and `report.md`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from tinymyo_jax import checkpointing, evaluate, input_pipeline, reporting, train
+
+ARCH_FIELDS = ("num_layers", "embed_dim", "num_heads", "mlp_ratio", "patch_size")
+DEFAULT_PRETRAINED = os.path.join("runs", "pretrain", "checkpoints")
+
+
+def resolve_init(init_from: str) -> str | None:
+  """'' -> None (scratch); 'auto' -> `make pretrain`'s checkpoint if any; else the given dir."""
+  if not init_from:
+    return None
+  if init_from == "auto":
+    path = os.path.abspath(DEFAULT_PRETRAINED)
+    has_ckpt = os.path.isdir(path) and any(d.isdigit() for d in os.listdir(path))
+    return path if has_ckpt else None
+  if not os.path.isdir(init_from):
+    raise FileNotFoundError(f"pretrained checkpoint {init_from!r} does not exist")
+  return os.path.abspath(init_from)
+
+
+def pretrained_encoder(path: str, model_cfg):
+  """Loads a checkpoint's encoder; returns (init_params callback, the checkpoint's rope_mode).
+
+  Raises ValueError naming every architecture field that differs from the task's model.
+  """
+  params, ckpt_cfg, _ = checkpointing.load_params(path)
+  diffs = {f: (getattr(ckpt_cfg, f), getattr(model_cfg, f)) for f in ARCH_FIELDS
+           if getattr(ckpt_cfg, f) != getattr(model_cfg, f)}
+  if diffs:
+    raise ValueError(f"backbone of checkpoint {path} does not match the task's model "
+                     f"(field: checkpoint vs task): {diffs}")
+  encoder = {k: v for k, v in params.items() if k != "head"}
+
+  def init_params(fresh, shardings):
+    from tinymyo_jax.models.tinymyo import _int_keys
+    loaded = _int_keys(encoder)
+    out = dict(fresh)
+    for key, subtree in loaded.items():
+      fresh_leaves = jax.tree_util.tree_flatten_with_path(fresh[key])[0]
+      new_leaves = jax.tree.leaves(subtree)
+      for (p, f), n in zip(fresh_leaves, new_leaves):
+        if tuple(f.shape) != tuple(n.shape):
+          raise ValueError(f"pretrained parameter {key}{jax.tree_util.keystr(p)} has shape "
+                           f"{tuple(n.shape)}, the task's model expects {tuple(f.shape)}")
+      out[key] = jax.device_put(jax.tree.map(np.asarray, subtree), shardings[key])
+    return out
+
+  return init_params, ckpt_cfg.rope_mode
+
+
+def data_meta(config) -> dict[str, Any]:
+  """What inference needs to know about the inputs the model was trained on."""
+  source = train.data_sources(config)[0]
+  meta = input_pipeline.source_metadata(source, config.data.data_dir)
+  out = {"sample_rate_hz": meta.get("sample_rate_hz"), "num_channels": meta.get("num_channels"),
+         "window": meta.get("window"), "normalization": config.data.normalization,
+         "dataset": source.name, "dataset_config": source.config}
+  names = evaluate.class_names(config)
+  if names:
+    out["class_names"] = names
+  if "filter" in meta:
+    out["filter"] = meta["filter"]
+  return out
+
+
+def derive_schedule(config, num_train: int):
+  """Epoch-based durations -> steps (fields left at 0 in the task config)."""
+  f = config.finetune
+  steps_per_epoch = max(1, math.ceil(num_train / config.batch_size))
+  with config.unlocked():
+    if not config.total_steps:
+      config.total_steps = f.num_epochs * steps_per_epoch
+    if not config.optimizer.warmup_steps:
+      config.optimizer.warmup_steps = f.warmup_epochs * steps_per_epoch
+    if not config.eval_every:
+      config.eval_every = steps_per_epoch
+    if not config.checkpoint_every:
+      config.checkpoint_every = steps_per_epoch
+  return steps_per_epoch
+
+
+def run(config, workdir: str) -> dict[str, Any]:
+  """Fine-tunes and tests; returns the summary written to `workdir/summary.json`."""
+  config = copy.deepcopy(config)
+  os.makedirs(workdir, exist_ok=True)
+  sources = train.data_sources(config)
+  # Fail before any step: missing dataset, channel mismatch, bad checkpoint.
+  train_records = input_pipeline.load_source(sources[0], config.data.train_split,
+                                              config.data.data_dir)
+  meta = data_meta(config)
+  if meta["num_channels"] and meta["num_channels"] > config.model.num_channels:
+    raise ValueError(f"dataset {sources[0].name} has {meta['num_channels']} channels, the task's "
+                     f"model fuses {config.model.num_channels} (config.model.num_channels)")
+  init_path = resolve_init(config.init_from)
+  init_params = None
+  if init_path:
+    init_params, rope_mode = pretrained_encoder(init_path, train.model_config_from(config))
+    if rope_mode != config.model.rope_mode:
+      print(f"using the checkpoint's rope_mode {rope_mode!r} (config had "
+            f"{config.model.rope_mode!r})")
+      with config.unlocked():
+        config.model.rope_mode = rope_mode
+  print(f"fine-tuning {config.name} from "
+        f"{'pretrained checkpoint ' + init_path if init_path else 'scratch (random init)'}")
+  num_train = len(train_records)
+  steps_per_epoch = derive_schedule(config, num_train)
+  from configs.common import validate
+  validate(config)
+
+  runs = []
+  for seed_index in range(config.finetune.seeds):
+    run_config = copy.deepcopy(config)
+    with run_config.unlocked():
+      run_config.seed = config.seed + seed_index
+    run_dir = os.path.join(workdir, f"seed_{seed_index}")
+    summary = train.train_and_evaluate(run_config, run_dir, init_params=init_params,
+                                       extra_meta={"data": meta, "task_name": config.name})
+    test = evaluate.evaluate_checkpoint(run_config, summary["best_dir"], run_dir)
+    runs.append({"seed": run_config.seed, "train": summary, "test": test})
+
+  summary = {
+      "task": config.name, "task_type": config.task, "init_from": init_path or "scratch",
+      "rope_mode": config.model.rope_mode, "num_train_examples": num_train,
+      "steps_per_epoch": steps_per_epoch, "seeds": [r["seed"] for r in runs],
+      "test": evaluate.mean_std([r["test"]["scalars"] for r in runs]),
+      "runs": [{"seed": r["seed"], "best_step": r["train"]["best_step"],
+                "best_eval_loss": r["train"]["best_eval_loss"], "steps": r["train"]["steps"],
+                "test": r["test"]["scalars"], "best_dir": r["train"]["best_dir"],
+                "wall_time_sec": r["train"]["wall_time_sec"],
+                "examples_per_sec": r["train"]["examples_per_sec"]} for r in runs],
+      "param_count": runs[0]["train"]["param_count"], "workdir": os.path.abspath(workdir),
+  }
+  reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+  with open(os.path.join(workdir, "report.md"), "w", encoding="utf-8") as f:
+    f.write(evaluate.report_markdown(summary, runs))
+  return summary

@@ -1,0 +1,85 @@
+"""Fine-tuning tasks: loss, batch fields and per-parameter LR scales, chosen by `config.task`.
+
+A task differs from pretraining only in its head, loss and metrics; the loop is `train.py`'s.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+TASK_TYPES = ("classification", "regression")
+
+
+def classification_loss(model, batch, key, train: bool, *, label_smoothing: float = 0.0):
+  """Cross-entropy (optionally label-smoothed) on the logits; also accuracy."""
+  rngs = nnx.Rngs(dropout=key) if train else None
+  logits = model(batch["emg"], deterministic=not train, rngs=rngs)
+  labels = batch["label"]
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+  loss = optax.softmax_cross_entropy(logits, targets).mean()
+  accuracy = (jnp.argmax(logits, -1) == labels).mean()
+  return loss, {"loss": loss, "accuracy": accuracy}
+
+
+def regression_loss(model, batch, key, train: bool):
+  """L1 between predicted and target joint angles (both [B, L, K] after the transpose)."""
+  rngs = nnx.Rngs(dropout=key) if train else None
+  pred = model(batch["emg"], deterministic=not train, rngs=rngs)  # [B, L, K]
+  target = jnp.swapaxes(batch["angles"], 1, 2)  # builder stores [B, K, W]
+  if target.shape != pred.shape:
+    raise ValueError(f"regression target shape {target.shape} does not match the head's output "
+                     f"{pred.shape}; set config.model.target_len to the window length")
+  loss = jnp.abs(pred - target).mean()
+  return loss, {"loss": loss, "mae": loss}
+
+
+def loss_fn(config):
+  """The loss function of `config.task`."""
+  if config.task == "classification":
+    return functools.partial(classification_loss,
+                             label_smoothing=config.finetune.label_smoothing)
+  if config.task == "regression":
+    return regression_loss
+  if config.task in ("speech_recognition", "speech_synthesis"):
+    from tinymyo_jax.models import speech
+    return functools.partial(speech.speech_loss, kind=config.task)
+  raise ValueError(f"unknown task type {config.task!r}; expected 'pretrain' or one of "
+                   f"{TASK_TYPES + ('speech_recognition', 'speech_synthesis')}")
+
+
+def layer_index(path: tuple, num_layers: int) -> int:
+  """0 for the patch embedding and mask token, i+1 for block i, num_layers+1 above."""
+  top = str(path[0])
+  if top in ("patch_embed", "mask_token"):
+    return 0
+  if top == "blocks":
+    return int(str(path[1])) + 1
+  return num_layers + 1
+
+
+def lr_scales(params, *, num_layers: int, decay: float, freeze_backbone: bool):
+  """Per-parameter LR multipliers: decay**(depth from the top); 0 for a frozen backbone."""
+
+  def scale(path, _):
+    keys = tuple(getattr(k, "key", getattr(k, "idx", k)) for k in path)
+    if freeze_backbone:
+      return 1.0 if str(keys[0]) == "head" else 0.0
+    return decay ** (num_layers + 1 - layer_index(keys, num_layers))
+
+  return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def lr_scale_fn(config):
+  """A function params -> LR scale tree for the optimizer, or None when all scales are 1."""
+  f = config.finetune
+  if f.layer_decay == 1.0 and not f.freeze_backbone:
+    return None
+  from tinymyo_jax.models.tinymyo import VARIANTS
+  num_layers = VARIANTS[config.model.variant]["num_layers"]
+  return functools.partial(lr_scales, num_layers=num_layers, decay=f.layer_decay,
+                           freeze_backbone=f.freeze_backbone)
