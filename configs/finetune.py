@@ -10,6 +10,7 @@ Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   uci_200hz      the same at 200 Hz, 8 ch x 200 samples (1 s)
   uci_pooled     UCI-EMG with subjects pooled, split by gesture repetition: repetition 1 of both
                  series -> train, repetition 2 of series 1 -> validation, of series 2 -> test
+  uci_200hz_pooled  the pooled split at 200 Hz
   db5            NinaPro DB5, 53 classes, 16 ch x 200 samples (1 s at 200 Hz), repetition split
   epn612         EMG-EPN-612, 6 classes, 8 ch x 1000 samples (5 s at 200 Hz)
   db8            NinaPro DB8 joint angles (5 DoA), 16 ch x 1000 samples at 2 kHz, regression
@@ -35,6 +36,11 @@ TASKS = {
                        splits=(ALL_SPLITS + "|repetition=1",
                                ALL_SPLITS + "|repetition=2,session=1",
                                ALL_SPLITS + "|repetition=2,session=2")),
+    "uci_200hz_pooled": dict(task="classification", sources=(("uci_emg", "hz200", 1.0),),
+                             channels=8, outputs=6,
+                             splits=(ALL_SPLITS + "|repetition=1",
+                                     ALL_SPLITS + "|repetition=2,session=1",
+                                     ALL_SPLITS + "|repetition=2,session=2")),
     "db5": dict(task="classification", sources=(("ninapro_db5", "default", 1.0),), channels=16,
                 outputs=53),
     "epn612": dict(task="classification", sources=(("epn612", "default", 1.0),), channels=8,

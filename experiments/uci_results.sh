@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The UCI-EMG experiment behind RESULTS.md: pretrain on the training subjects' windows, fine-tune,
+# compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
+# Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled ablation)
+# Every stage appends "<stage> <seconds>" to $OUT/times.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-runs/uci_exp}
+DATA=${DATA:-data/tfds_uci_full}
+MANUAL=${MANUAL:-../shared/data/uci_emg}
+PRE_STEPS=${PRE_STEPS:-360}          # ~10 epochs of the 1157 training windows at batch 32
+FT_EPOCHS=${FT_EPOCHS:-10}
+SRC="--config.data.sources=(('uci_emg','hz200',1.0),)"
+mkdir -p "$OUT"
+
+timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >> "$OUT/times.txt"; }
+
+pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split
+  $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
+    --config.data.data_dir="$DATA" "$SRC" --config.data.train_split="$3" \
+    --config.model.rope_mode="$2" --config.total_steps="$PRE_STEPS" --config.batch_size=32 \
+    --config.optimizer.peak_lr=5e-4 --config.optimizer.warmup_steps=30 --config.log_every=10 \
+    --config.eval_every=120 --config.checkpoint_every=120 --config.eval_batches=4
+}
+
+finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4 = rope mode
+  $PY -m tinymyo_jax.main --config=configs/finetune.py:"$1" --workdir="$2" \
+    --config.data.data_dir="$DATA" --config.init_from="$3" --config.model.rope_mode="$4" \
+    --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1
+}
+
+for stage in "${@:-build pretrain subject pooled ablation}"; do
+  case $stage in
+    build) timed build $PY -m data_builders.build uci_emg --manual_dir="$MANUAL" \
+             --data_dir="$DATA" --config=hz200 ;;
+    pretrain) timed pretrain_subject pretrain "$OUT/pretrain_time" time train ;;
+    subject)
+      timed ft_subject_pretrained finetune uci_200hz "$OUT/ft_subject_pretrained" \
+        "$OUT/pretrain_time/checkpoints" time
+      timed ft_subject_scratch finetune uci_200hz "$OUT/ft_subject_scratch" "" time ;;
+    pooled)
+      timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
+        "train+validation+test|repetition=1"
+      timed ft_pooled_pretrained finetune uci_200hz_pooled "$OUT/ft_pooled_pretrained" \
+        "$OUT/pretrain_pooled/checkpoints" time
+      timed ft_pooled_scratch finetune uci_200hz_pooled "$OUT/ft_pooled_scratch" "" time ;;
+    ablation)
+      for mode in released flat; do
+        timed "ft_subject_scratch_$mode" finetune uci_200hz "$OUT/ft_subject_scratch_$mode" "" "$mode"
+      done ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
