@@ -38,8 +38,9 @@ def adamw(schedule: optax.Schedule, *, b1: float, b2: float, weight_decay: float
 
 
 def decay_mask(params):
-  """Weight decay on matrices only (kernels); not on biases, norms or the mask token."""
-  return jax.tree.map(lambda p: p.ndim >= 2 and p.shape[0] != 1, params)
+  """Weight decay on kernels only; not on biases, norm scales or the mask token."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
 
 
 def scale_by_tree(scale_fn) -> optax.GradientTransformation:
