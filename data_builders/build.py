@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from data_builders import registry
+from data_builders import registry, streaming
 
 MIN_SHARD_BYTES = 128 << 20   # full-scale shards land in ~128-512 MB: many parallel readers
 MAX_SHARD_BYTES = 512 << 20
@@ -32,9 +32,13 @@ def beam_options(flags: str | None):
 
 def build(name: str, *, manual_dir: str | Path, data_dir: str | Path | None = None,
           config: str | None = None, beam_pipeline_options: str | None = None,
-          overwrite: bool = False,
-          max_examples_per_split: int | None = None) -> tfds.core.DatasetBuilder:
+          overwrite: bool = False, max_examples_per_split: int | None = None,
+          buffer_bytes: int = streaming.DEFAULT_BUFFER_BYTES) -> tfds.core.DatasetBuilder:
   """Builds `name` from `manual_dir` into `data_dir` and returns the prepared builder.
+
+  Without Beam, each split is buffered up to `buffer_bytes` of serialized records and then
+  streamed through temporary bucket files (see `data_builders.streaming`), so memory does not
+  grow with the corpus.
 
   Raises:
     FileNotFoundError: `manual_dir` does not exist.
@@ -50,8 +54,9 @@ def build(name: str, *, manual_dir: str | Path, data_dir: str | Path | None = No
       manual_dir=str(manual_dir), download_mode=mode, try_download_gcs=False,
       beam_options=beam_options(beam_pipeline_options), min_shard_size=MIN_SHARD_BYTES,
       max_shard_size=MAX_SHARD_BYTES, max_examples_per_split=max_examples_per_split)
-  builder.download_and_prepare(download_config=download_config,
-                               file_format=registry.FILE_FORMAT)
+  with streaming.streaming_writes(buffer_bytes):
+    builder.download_and_prepare(download_config=download_config,
+                                 file_format=registry.FILE_FORMAT)
   return builder
 
 
@@ -79,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--overwrite", action="store_true", help="rebuild even if already built")
   parser.add_argument("--max_examples_per_split", type=int, default=None,
                       help="stop each split after this many examples (smoke builds)")
+  parser.add_argument("--buffer_mb", type=int, default=streaming.DEFAULT_BUFFER_BYTES >> 20,
+                      help="records held in memory per split before streaming to temporary "
+                           "files (default: %(default)s)")
   args = parser.parse_args(argv)
   try:
     builder = build(args.name, manual_dir=args.manual_dir, data_dir=args.data_dir,
                     config=args.config, beam_pipeline_options=args.beam_pipeline_options,
-                    overwrite=args.overwrite, max_examples_per_split=args.max_examples_per_split)
+                    overwrite=args.overwrite, max_examples_per_split=args.max_examples_per_split,
+                    buffer_bytes=args.buffer_mb << 20)
   except (FileNotFoundError, ValueError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 2
