@@ -45,13 +45,13 @@ TASKS = {
                 outputs=53),
     "epn612": dict(task="classification", sources=(("epn612", "default", 1.0),), channels=8,
                    outputs=6),
-    "db8": dict(task="regression", sources=(("ninapro_db8", "default", 1.0),), channels=16,
+    "db8": dict(task="regression", sources=(("ninapro_db8", "w1000", 1.0),), channels=16,
                 outputs=5, target_len=1000, keep=("angles",)),
     "gaddy_recognition": dict(task="speech_recognition",
-                              sources=(("gaddy_silent_speech", "default", 1.0),), channels=8,
+                              sources=(("gaddy_silent_speech", "origdev", 1.0),), channels=8,
                               outputs=38, keep=()),
     "gaddy_synthesis": dict(task="speech_synthesis",
-                            sources=(("gaddy_silent_speech", "default", 1.0),), channels=8,
+                            sources=(("gaddy_silent_speech", "origdev", 1.0),), channels=8,
                             outputs=26, keep=()),
 }
 

@@ -36,3 +36,20 @@ def test_validate_rejects_bad_values(field, value, match):
   config[field] = value
   with pytest.raises(ValueError, match=match):
     common.validate(config)
+
+
+@pytest.mark.parametrize("task", sorted(__import__("configs.finetune").finetune.TASKS))
+def test_finetune_tasks_name_real_builder_configs(task):
+  from configs import finetune
+  from data_builders import registry
+  config = finetune.get_config(task)
+  assert config.name == task and config.task != "pretrain"
+  for name, builder_config, _ in config.data.sources:
+    configs = [c.name for c in registry.builder_class(name).BUILDER_CONFIGS]
+    assert builder_config in configs, (name, builder_config, configs)
+
+
+def test_paper_preset_names_real_builder_configs():
+  from data_builders import registry
+  for name, builder_config, _ in pretrain.get_config("paper").data.sources:
+    assert builder_config in [c.name for c in registry.builder_class(name).BUILDER_CONFIGS]
