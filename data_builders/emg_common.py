@@ -44,6 +44,18 @@ class EmgBuilderConfig(tfds.core.BuilderConfig):
   split_by: str = "protocol"
 
 
+def pretraining_config(name: str, description: str,
+                       split_by: str = "protocol") -> EmgBuilderConfig:
+  """Returns a config with the paper's 2 kHz pretraining preprocessing and windows.
+
+  20-450 Hz band-pass, 50 Hz notch, windows of 1000 samples (0.5 s) with stride 500 (50 %).
+  """
+  return EmgBuilderConfig(
+      name=name, description=f"{description} Windows 1000 samples (0.5 s), stride 500.",
+      sample_rate_hz=2000.0, window=1000, stride=500, band_hz=(20.0, 450.0), notch_hz=50.0,
+      split_by=split_by)
+
+
 def manual_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:
   """Returns `dl_manager.manual_dir`, turning TFDS's bare assertion into a CorpusError."""
   try:
@@ -70,6 +82,22 @@ def emg_metadata(config: EmgBuilderConfig, num_channels: int,
   return tfds.core.MetadataDict(
       sample_rate_hz=float(config.sample_rate_hz), num_channels=int(num_channels),
       window=int(config.window), stride=int(config.stride), **extra)
+
+
+def windowed_info(builder: tfds.core.DatasetBuilder, num_channels: int,
+                  target: Mapping[str, Any], *, homepage: str,
+                  supervised_target: str | None = None) -> tfds.core.DatasetInfo:
+  """Returns the DatasetInfo of a corpus cut into fixed windows under `builder`'s config.
+
+  Raises:
+    ValueError: the config's window or stride is not a positive sample count.
+  """
+  config = builder.builder_config
+  check_window(config)
+  return builder.dataset_info_from_configs(
+      features=emg_features(num_channels, config.window, target),
+      supervised_keys=("emg", supervised_target) if supervised_target else None,
+      homepage=homepage, metadata=emg_metadata(config, num_channels))
 
 
 def check_window(config: EmgBuilderConfig) -> None:
@@ -219,3 +247,6 @@ class BeamAwareBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       import apache_beam as beam  # optional extra [beam]
       return beam.Create(items) | beam.Reshuffle() | beam.FlatMap(examples_of)
     return (example for item in items for example in examples_of(item))
+
+  def _generate_examples(self, **kwargs):
+    raise NotImplementedError("examples come from _split_generators")

@@ -246,27 +246,41 @@ class ClassificationBuilder(emg_common.BeamAwareBuilder, skip_registration=True)
   EXERCISE_SIZES: tuple[tuple[int, int], ...] = ()
   TAKES_PER_PART = 0
   HOMEPAGE = ""
+  REPETITION_SPLITS: dict[int, str] = {}      # split_by "protocol": repetition -> split
+  VALIDATION_SUBJECTS: tuple[int, ...] = ()   # split_by "subject"
+  TEST_FROM_SUBJECT = 0
+  DAY_SPLITS: dict[int, str] = {}             # split_by "day": day (file part) -> split
 
   @property
   def num_channels(self) -> int:
     return self.RAW_CHANNELS - len(self.DROP_COLUMNS)
 
   def split_of(self, session: SessionFile, repetition: int) -> str | None:
-    raise NotImplementedError
+    """Returns the split of a run (None = unused) under the config's `split_by` rule.
+
+    "protocol": by repetition (`REPETITION_SPLITS`); "subject": subjects in
+    `VALIDATION_SUBJECTS` validation, from `TEST_FROM_SUBJECT` on test, the rest train;
+    "day": by the file's day (`DAY_SPLITS`).
+    """
+    split_by = self.builder_config.split_by
+    if split_by == "subject":
+      return emg_common.subject_split(session.subject, validation=self.VALIDATION_SUBJECTS,
+                                      test_from=self.TEST_FROM_SUBJECT)
+    if split_by == "day":
+      return self.DAY_SPLITS.get(session.part)
+    return self.REPETITION_SPLITS.get(repetition)
 
   def splits_of_file(self, session: SessionFile) -> set[str]:
-    """Splits a file can contribute to (all three unless the rule depends on the file only)."""
-    return {"train", "validation", "test"}
+    """Splits a file can contribute to: all three by repetition, else the file's one split."""
+    if self.builder_config.split_by == "protocol":
+      return {"train", "validation", "test"}
+    split = self.split_of(session, 0)
+    return {split} if split else set()
 
   def _info(self):
-    config = self.builder_config
-    emg_common.check_window(config)
-    return self.dataset_info_from_configs(
-        features=emg_common.emg_features(
-            self.num_channels, config.window,
-            {"label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES)}),
-        supervised_keys=("emg", "label"), homepage=self.HOMEPAGE,
-        metadata=emg_common.emg_metadata(config, self.num_channels))
+    return emg_common.windowed_info(
+        self, self.num_channels, {"label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES)},
+        homepage=self.HOMEPAGE, supervised_target="label")
 
   def _split_generators(self, dl_manager):
     sessions = find_sessions(emg_common.manual_dir(dl_manager))
@@ -283,6 +297,3 @@ class ClassificationBuilder(emg_common.BeamAwareBuilder, skip_registration=True)
                                         split_of=self.split_of)
         generators[split] = self._examples_from(items, examples_of)
     return generators
-
-  def _generate_examples(self, **kwargs):
-    raise NotImplementedError("examples come from _split_generators")

@@ -96,24 +96,15 @@ class Builder(emg_common.BeamAwareBuilder):
       "Download https://fb-ctrl-oss.s3.amazonaws.com/emg2pose/emg2pose_dataset.tar (or the mini "
       "set emg2pose_dataset_mini.tar), extract it and pass the folder holding emg2pose_data/.")
   BUILDER_CONFIGS = [
-      emg_common.EmgBuilderConfig(
-          name="default", description="metadata.csv splits; window 1000 (0.5 s), stride 500.",
-          sample_rate_hz=RATE_HZ, window=1000, stride=500, band_hz=(20.0, 450.0), notch_hz=50.0),
-      emg_common.EmgBuilderConfig(
-          name="by_user", description="Users hashed 80/10/10 into train/validation/test.",
-          sample_rate_hz=RATE_HZ, window=1000, stride=500, band_hz=(20.0, 450.0), notch_hz=50.0,
-          split_by="subject"),
+      emg_common.pretraining_config("default", "metadata.csv splits."),
+      emg_common.pretraining_config(
+          "by_user", "Users hashed 80/10/10 into train/validation/test.", "subject"),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
   def _info(self) -> tfds.core.DatasetInfo:
-    config = self.builder_config
-    emg_common.check_window(config)
-    return self.dataset_info_from_configs(
-        features=emg_common.emg_features(NUM_CHANNELS, config.window, {}),
-        homepage="https://github.com/facebookresearch/emg2pose",
-        metadata=emg_common.emg_metadata(config, NUM_CHANNELS),
-    )
+    return emg_common.windowed_info(self, NUM_CHANNELS, {},
+                                    homepage="https://github.com/facebookresearch/emg2pose")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     folder = data_folder(emg_common.manual_dir(dl_manager))
@@ -140,7 +131,4 @@ class Builder(emg_common.BeamAwareBuilder):
         session_examples, folder=str(folder), window=config.window, stride=config.stride,
         sos=emg_common.bandpass_notch_sos(RATE_HZ, config.band_hz, config.notch_hz))
     return {split: self._examples_from(items, examples_of) for split, items in by_split.items()}
-
-  def _generate_examples(self, **kwargs):
-    raise NotImplementedError("examples come from _split_generators")
 

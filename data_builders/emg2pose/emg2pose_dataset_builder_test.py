@@ -8,35 +8,23 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import scipy.signal
 
 from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import emg_common, testing
 from data_builders.emg2pose import emg2pose_dataset_builder as e2p
 
 DUMMY_DIR = Path(__file__).resolve().parent / "dummy_data"
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None) -> dict[str, list[dict]]:
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("emg2pose", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("e2p")
-  builder = build_lib.build("emg2pose", manual_dir=DUMMY_DIR, data_dir=data_dir)
-  return builder, _records(data_dir)
+  return testing.build_and_read("emg2pose", DUMMY_DIR, tmp_path_factory.mktemp("e2p"))
 
 
 def test_split_sizes_shapes_and_metadata(built):
   builder, records = built
   # 2200 samples per session -> windows at 0, 500, 1000; 2 train, 1 val, 1 test sessions.
-  assert {s: len(records[s]) for s in SPLITS} == {"train": 6, "validation": 3, "test": 3}
+  assert testing.split_sizes(records) == {"train": 6, "validation": 3, "test": 3}
   assert dict(builder.info.metadata) == {
       "sample_rate_hz": 2000.0, "num_channels": 16, "window": 1000, "stride": 500,
       "sessions": 4, "sessions_missing": 0, "files_not_in_metadata": 0}
@@ -51,9 +39,7 @@ def test_window_values_match_scipy(built):
   path = next((DUMMY_DIR / e2p.DATA_FOLDER).glob("*recording-2_left.hdf5"))
   with h5py.File(path) as handle:
     emg = handle["emg2pose/timeseries"]["emg"].T.astype(np.float64)
-  sos = np.concatenate([scipy.signal.butter(4, [20, 450], "bandpass", fs=2000, output="sos"),
-                        scipy.signal.tf2sos(*scipy.signal.iirnotch(50, 30, fs=2000))])
-  filtered = scipy.signal.sosfiltfilt(sos, emg, axis=1)
+  filtered = testing.reference_filter(emg, 2000, (20, 450), 50)
   expected = [filtered[:, s:s + 1000] for s in (0, 500, 1000)]
   got = sorted((r["emg"] for r in records["validation"]),
                key=lambda w: int(np.argmin([np.abs(w - e).max() for e in expected])))
@@ -65,24 +51,14 @@ def test_window_values_match_scipy(built):
 def test_beam_direct_runner_equals_generator_path(built, tmp_path):
   pytest.importorskip("apache_beam")
   _, records = built
-  build_lib.build("emg2pose", manual_dir=DUMMY_DIR, data_dir=tmp_path,
-                  beam_pipeline_options="runner=DirectRunner")
-  beam_records = _records(tmp_path)
-  for split in SPLITS:
-    assert len(beam_records[split]) == len(records[split])
-    for a, b in zip(records[split], beam_records[split]):
-      assert a.keys() == b.keys()
-      for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+  _, beam_records = testing.build_and_read("emg2pose", DUMMY_DIR, tmp_path,
+                                           beam_pipeline_options="runner=DirectRunner")
+  testing.assert_same_records(records, beam_records)
 
 
 def test_by_user_splits_are_subject_disjoint(tmp_path):
-  build_lib.build("emg2pose", manual_dir=DUMMY_DIR, data_dir=tmp_path, config="by_user")
-  records = _records(tmp_path, "by_user")
-  subjects = {s: {int(r["subject"]) for r in records[s]} for s in SPLITS}
-  assert all(subjects[s] for s in SPLITS)
-  assert not (subjects["train"] & subjects["validation"] or subjects["train"] & subjects["test"]
-              or subjects["validation"] & subjects["test"])
+  _, records = testing.build_and_read("emg2pose", DUMMY_DIR, tmp_path, config="by_user")
+  testing.assert_subject_disjoint(records)
 
 
 @pytest.fixture()
@@ -125,7 +101,4 @@ def test_bad_input_names_file_and_leaves_nothing(manual_copy, tmp_path, damage, 
         small = np.zeros(rows.shape, dtype)
         small["time"] = rows["time"]
         handle["emg2pose"].create_dataset("timeseries", data=small)
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("emg2pose", manual_dir=manual, data_dir=tmp_path / "tfds")
-  assert path.name in str(info.value)
-  assert not registry.get_builder("emg2pose", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("emg2pose", manual, tmp_path / "tfds", problem, path.name)

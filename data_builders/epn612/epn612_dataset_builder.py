@@ -166,13 +166,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
   def _info(self) -> tfds.core.DatasetInfo:
-    config = self.builder_config
-    emg_common.check_window(config)
-    return self.dataset_info_from_configs(
-        features=emg_common.emg_features(NUM_CHANNELS, config.window,
-                                         {"label": tfds.features.ClassLabel(names=CLASSES)}),
-        supervised_keys=("emg", "label"), homepage="https://zenodo.org/records/4421500",
-        metadata=emg_common.emg_metadata(config, NUM_CHANNELS))
+    return emg_common.windowed_info(
+        self, NUM_CHANNELS, {"label": tfds.features.ClassLabel(names=CLASSES)},
+        homepage="https://zenodo.org/records/4421500", supervised_target="label")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     users = find_users(dataset_root(emg_common.manual_dir(dl_manager)))

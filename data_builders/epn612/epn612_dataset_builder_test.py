@@ -9,36 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.signal
 
-from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import testing
 from data_builders.epn612 import epn612_dataset_builder as epn
 
 DUMMY_DIR = Path(__file__).resolve().parent / "dummy_data"
 ROOT = DUMMY_DIR / epn.ROOT_FOLDER
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None):
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("epn612", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("epn")
-  builder = build_lib.build("epn612", manual_dir=DUMMY_DIR, data_dir=data_dir)
-  return builder, _records(data_dir)
+  return testing.build_and_read("epn612", DUMMY_DIR, tmp_path_factory.mktemp("epn"))
 
 
 def test_tinymyo_split_sizes_labels_and_counts(built):
   builder, records = built
   # Training users 1, 10: 12 labelled recordings per block; testing user 1: 11 per gesture.
-  assert {s: len(records[s]) for s in SPLITS} == {"train": 24 + 60, "validation": 24, "test": 6}
+  assert testing.split_sizes(records) == {"train": 24 + 60, "validation": 24, "test": 6}
   test_labels = collections.Counter(int(r["label"]) for r in records["test"])
   assert test_labels == {label: 1 for label in range(6)}
   assert {int(r["subject"]) for r in records["test"]} == {307}
@@ -53,12 +40,10 @@ def test_tinymyo_split_sizes_labels_and_counts(built):
 def test_values_are_scaled_filtered_and_padded(built):
   _, records = built
   user = json.loads((ROOT / "trainingJSON" / "user10" / "user10.json").read_text())
-  sos = np.concatenate([scipy.signal.butter(4, [20, 90], "bandpass", fs=200, output="sos"),
-                        scipy.signal.tf2sos(*scipy.signal.iirnotch(50, 30, fs=200))])
   for key, length in (("idx_2", 60), ("idx_1", 1010)):
     raw = np.array([user["testingSamples"][key]["emg"][f"ch{c}"] for c in range(1, 9)]) / 128
     expected = np.zeros((8, 1000))
-    expected[:, :min(length, 1000)] = scipy.signal.sosfiltfilt(sos, raw, axis=1)[:, :1000]
+    expected[:, :min(length, 1000)] = testing.reference_filter(raw, 200, (20, 90), 50)[:, :1000]
     index = int(key.split("_")[1])
     (got,) = [r for r in records["validation"] if r["subject"] == 10 and r["repetition"] == index]
     np.testing.assert_allclose(got["emg"], expected, atol=1e-6)
@@ -66,11 +51,10 @@ def test_values_are_scaled_filtered_and_padded(built):
 
 
 def test_by_user_is_subject_disjoint(tmp_path):
-  build_lib.build("epn612", manual_dir=DUMMY_DIR, data_dir=tmp_path, config="by_user")
-  records = _records(tmp_path, "by_user")
-  assert {s: {int(r["subject"]) for r in records[s]} for s in SPLITS} == {
+  _, records = testing.build_and_read("epn612", DUMMY_DIR, tmp_path, config="by_user")
+  assert testing.assert_subject_disjoint(records) == {
       "train": {1}, "validation": {10}, "test": {307}}
-  assert {s: len(records[s]) for s in SPLITS} == {"train": 24, "validation": 24, "test": 66}
+  assert testing.split_sizes(records) == {"train": 24, "validation": 24, "test": 66}
 
 
 @pytest.mark.parametrize("damage, problem", [
@@ -98,7 +82,4 @@ def test_bad_input_names_file_and_leaves_nothing(tmp_path, damage, problem):
     else:
       del sample["gestureName"]
     path.write_text(json.dumps(user))
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("epn612", manual_dir=manual, data_dir=tmp_path / "tfds")
-  assert "user10" in str(info.value)
-  assert not registry.get_builder("epn612", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("epn612", manual, tmp_path / "tfds", problem, "user10")

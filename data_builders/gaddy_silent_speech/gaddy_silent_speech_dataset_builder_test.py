@@ -10,21 +10,12 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import testing
 from data_builders.gaddy_silent_speech import mfcc as mfcc_lib
 
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None):
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("gaddy_silent_speech", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
+SPLITS = testing.SPLITS
 
 
 def _texts(records):
@@ -34,9 +25,8 @@ def _texts(records):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("gaddy")
-  builder = build_lib.build("gaddy_silent_speech", manual_dir=DUMMY_DIR, data_dir=data_dir)
-  return builder, _records(data_dir)
+  return testing.build_and_read("gaddy_silent_speech", DUMMY_DIR,
+                                tmp_path_factory.mktemp("gaddy"))
 
 
 def test_origdev_splits_follow_the_authors_rules(built):
@@ -55,9 +45,8 @@ def test_origdev_splits_follow_the_authors_rules(built):
 
 
 def test_largedev_moves_its_dev_sentence(tmp_path):
-  builder = build_lib.build("gaddy_silent_speech", manual_dir=DUMMY_DIR, data_dir=tmp_path,
-                            config="largedev")
-  records = _records(tmp_path, "largedev")
+  builder, records = testing.build_and_read("gaddy_silent_speech", DUMMY_DIR, tmp_path,
+                                            config="largedev")
   assert _texts(records["validation"]) == ["synthetic sentence 2", "synthetic sentence 411"]
   assert builder.info.splits["train"].num_examples == 3
 
@@ -100,7 +89,8 @@ def test_mfcc_matches_a_direct_per_frame_computation():
 @pytest.fixture()
 def manual(tmp_path):
   shutil.copytree(DUMMY_DIR / "emg_data", tmp_path / "manual" / "emg_data")
-  return tmp_path / "manual", tmp_path / "manual" / "emg_data" / "silent_parallel_data" / "5-4_silent"
+  root = tmp_path / "manual"
+  return root, root / "emg_data" / "silent_parallel_data" / "5-4_silent"
 
 
 @pytest.mark.parametrize("damage, problem", [
@@ -135,8 +125,5 @@ def test_bad_input_names_the_file(manual, tmp_path, damage, problem):
       np.save(session / "0_emg.npy", emg)
     else:
       (session / "0_emg.npy").write_bytes((session / "0_emg.npy").read_bytes()[:1000])
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("gaddy_silent_speech", manual_dir=root, data_dir=tmp_path / "tfds")
-  assert "5-4_silent/0" in str(info.value)
-  assert not registry.get_builder("gaddy_silent_speech",
-                                  data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("gaddy_silent_speech", root, tmp_path / "tfds", problem,
+                             "5-4_silent/0")

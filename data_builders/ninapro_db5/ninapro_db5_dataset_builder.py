@@ -10,12 +10,6 @@ import tensorflow_datasets as tfds
 
 from data_builders import emg_common, ninapro
 
-# TinyMyo's repetition protocol (all subjects pooled).
-REPETITION_SPLITS = {1: "train", 2: "train", 5: "train", 4: "validation", 6: "validation",
-                     3: "test"}
-VALIDATION_SUBJECTS = (7, 8)
-TEST_FROM_SUBJECT = 9
-
 
 class Builder(ninapro.ClassificationBuilder):
   """NinaPro DB5 gesture windows (16 ch, 200 Hz), repetition or subject splits."""
@@ -31,6 +25,11 @@ class Builder(ninapro.ClassificationBuilder):
   EXERCISE_OFFSETS = ((1, 0), (2, 12), (3, 29))
   NUM_CLASSES = 53
   HOMEPAGE = "https://ninapro.hevs.ch/instructions/DB5.html"
+  # TinyMyo's repetition protocol (all subjects pooled).
+  REPETITION_SPLITS = {1: "train", 2: "train", 5: "train", 4: "validation", 6: "validation",
+                       3: "test"}
+  VALIDATION_SUBJECTS = (7, 8)
+  TEST_FROM_SUBJECT = 9
   BUILDER_CONFIGS = [
       emg_common.EmgBuilderConfig(
           name="default", description="Repetitions 1,2,5 train / 4,6 validation / 3 test; "
@@ -42,14 +41,3 @@ class Builder(ninapro.ClassificationBuilder):
           split_by="subject"),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
-
-  def split_of(self, session: ninapro.SessionFile, repetition: int) -> str | None:
-    if self.builder_config.split_by == "subject":
-      return emg_common.subject_split(session.subject, validation=VALIDATION_SUBJECTS,
-                                      test_from=TEST_FROM_SUBJECT)
-    return REPETITION_SPLITS.get(repetition)
-
-  def splits_of_file(self, session: ninapro.SessionFile) -> set[str]:
-    if self.builder_config.split_by == "subject":
-      return {self.split_of(session, 0)}
-    return {"train", "validation", "test"}

@@ -9,34 +9,24 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data_builders import build as build_lib
-from data_builders import emg_common, ninapro, registry
+from data_builders import ninapro, testing
 
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 REAL_DB5 = HERE.parents[1].parent / "shared" / "data" / "ninapro_samples" / "db5"
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None):
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("ninapro_db5", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
+SPLITS = testing.SPLITS
 
 
 def test_dummy_repetition_protocol(tmp_path):
-  builder = build_lib.build("ninapro_db5", manual_dir=DUMMY_DIR, data_dir=tmp_path)
-  records = _records(tmp_path)
+  builder, records = testing.build_and_read("ninapro_db5", DUMMY_DIR, tmp_path)
   # Per file and repetition: 2 movements x 3 windows + 2 rests x 2 windows (rest after each
   # movement takes its repetition; the leading rest takes repetition 1) = 10, +2 for rep 1.
   per_rep = {1: 12, 2: 10, 3: 10, 4: 10, 5: 10, 6: 10}
   expected = {"train": 3 * (per_rep[1] + per_rep[2] + per_rep[5]),
               "validation": 3 * (per_rep[4] + per_rep[6]), "test": 3 * per_rep[3]}
-  assert {s: len(records[s]) for s in SPLITS} == expected
-  reps = {s: {int(r["repetition"]) for r in records[s]} for s in SPLITS}
-  assert reps == {"train": {1, 2, 5}, "validation": {4, 6}, "test": {3}}
+  assert testing.split_sizes(records) == expected
+  assert testing.ids_by_split(records, "repetition") == {
+      "train": {1, 2, 5}, "validation": {4, 6}, "test": {3}}
   labels = collections.Counter(int(r["label"]) for r in records["test"])
   assert labels == {0: 3 * 4, 13: 3 * 3, 14: 3 * 3}   # exercise 2 labels 1, 2 -> 13, 14
   assert builder.info.features["label"].num_classes == 53
@@ -46,17 +36,15 @@ def test_dummy_repetition_protocol(tmp_path):
 
 
 def test_dummy_by_subject_is_disjoint(tmp_path):
-  build_lib.build("ninapro_db5", manual_dir=DUMMY_DIR, data_dir=tmp_path, config="by_subject")
-  records = _records(tmp_path, "by_subject")
-  assert {s: {int(r["subject"]) for r in records[s]} for s in SPLITS} == {
+  _, records = testing.build_and_read("ninapro_db5", DUMMY_DIR, tmp_path, config="by_subject")
+  assert testing.assert_subject_disjoint(records) == {
       "train": {1}, "validation": {7}, "test": {9}}
 
 
 def test_real_db5_counts_match_runs(tmp_path):
   if not REAL_DB5.is_dir():
     pytest.skip(f"real DB5 files not found at {REAL_DB5}")
-  build_lib.build("ninapro_db5", manual_dir=REAL_DB5, data_dir=tmp_path)
-  records = _records(tmp_path)
+  _, records = testing.build_and_read("ninapro_db5", REAL_DB5, tmp_path)
   total = 0
   for path in sorted(REAL_DB5.glob("*.mat")):
     mat = scipy.io.loadmat(path)
@@ -96,8 +84,7 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
   if damage == "truncate":
     path.write_bytes(source.read_bytes()[:20000])
   else:
-    mat = scipy.io.loadmat(source)
-    mat = {k: v for k, v in mat.items() if not k.startswith("__")}
+    mat = testing.mat_variables(source)
     if damage == "channels":
       mat["emg"] = mat["emg"][:, :8]
     elif damage == "nan":
@@ -105,7 +92,5 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
     else:
       mat["restimulus"][400] = 40
     scipy.io.savemat(path, mat)
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("ninapro_db5", manual_dir=path.parent, data_dir=tmp_path / "tfds")
-  assert "S9_E2_A1.mat" in str(info.value)
-  assert not registry.get_builder("ninapro_db5", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("ninapro_db5", path.parent, tmp_path / "tfds", problem,
+                             "S9_E2_A1.mat")

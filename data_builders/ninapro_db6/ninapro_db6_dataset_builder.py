@@ -11,21 +11,6 @@ import tensorflow_datasets as tfds
 
 from data_builders import emg_common, ninapro
 
-RATE_HZ = 2000.0
-# TinyMyo's scripts/db6.py split by repetition (12 per grasp and session).
-REPETITION_SPLITS = {**{r: "train" for r in range(1, 9)}, 9: "validation", 10: "validation",
-                     11: "test", 12: "test"}
-DAY_SPLITS = {1: "train", 2: "train", 3: "train", 4: "validation", 5: "test"}
-VALIDATION_SUBJECTS = (7, 8)
-TEST_FROM_SUBJECT = 9
-
-
-def _config(name: str, description: str, split_by: str) -> emg_common.EmgBuilderConfig:
-  return emg_common.EmgBuilderConfig(
-      name=name, description=f"{description} Windows 1000 samples (0.5 s), stride 500.",
-      sample_rate_hz=RATE_HZ, window=1000, stride=500, band_hz=(20.0, 450.0), notch_hz=50.0,
-      split_by=split_by)
-
 
 class Builder(ninapro.ClassificationBuilder):
   """NinaPro DB6 grasp windows (14 ch, 2 kHz): repetition, day or subject splits."""
@@ -38,29 +23,23 @@ class Builder(ninapro.ClassificationBuilder):
       "(manual_dir/DB6_s<N>_a/S<N>_D<d>_T<t>.mat).")
   RAW_CHANNELS = 16
   DROP_COLUMNS = (8, 9)
-  RATE_HZ = RATE_HZ
+  RATE_HZ = 2000.0
   LABEL_VALUES = (0, 1, 3, 4, 6, 9, 10, 11)
   NUM_CLASSES = 8
   TAKES_PER_PART = 2
   HOMEPAGE = "https://ninapro.hevs.ch/instructions/DB6.html"
+  # TinyMyo's scripts/db6.py split by repetition (12 per grasp and session).
+  REPETITION_SPLITS = {**{r: "train" for r in range(1, 9)}, 9: "validation", 10: "validation",
+                       11: "test", 12: "test"}
+  DAY_SPLITS = {1: "train", 2: "train", 3: "train", 4: "validation", 5: "test"}
+  VALIDATION_SUBJECTS = (7, 8)
+  TEST_FROM_SUBJECT = 9
   BUILDER_CONFIGS = [
-      _config("default", "Repetitions 1-8 train / 9-10 validation / 11-12 test.", "protocol"),
-      _config("by_day", "Days 1-3 train / day 4 validation / day 5 test (between-day).", "day"),
-      _config("by_subject", "Subjects 1-6 train / 7-8 validation / 9-10 test.", "subject"),
+      emg_common.pretraining_config(
+          "default", "Repetitions 1-8 train / 9-10 validation / 11-12 test."),
+      emg_common.pretraining_config(
+          "by_day", "Days 1-3 train / day 4 validation / day 5 test (between-day).", "day"),
+      emg_common.pretraining_config(
+          "by_subject", "Subjects 1-6 train / 7-8 validation / 9-10 test.", "subject"),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
-
-  def split_of(self, session: ninapro.SessionFile, repetition: int) -> str | None:
-    split_by = self.builder_config.split_by
-    if split_by == "subject":
-      return emg_common.subject_split(session.subject, validation=VALIDATION_SUBJECTS,
-                                      test_from=TEST_FROM_SUBJECT)
-    if split_by == "day":
-      return DAY_SPLITS.get(session.part)
-    return REPETITION_SPLITS.get(repetition)
-
-  def splits_of_file(self, session: ninapro.SessionFile) -> set[str]:
-    if self.builder_config.split_by in ("subject", "day"):
-      split = self.split_of(session, 0)
-      return {split} if split else set()
-    return {"train", "validation", "test"}

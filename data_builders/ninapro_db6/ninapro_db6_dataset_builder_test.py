@@ -1,4 +1,5 @@
-"""Tests of the ninapro_db6 builder on dummy files: counts, labels, sessions, values, Beam, errors."""
+"""Tests of the ninapro_db6 builder on dummy files: counts, labels, sessions, values, Beam, errors.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-import scipy.signal
 
 from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import emg_common, testing
 
 DUMMY_DIR = Path(__file__).resolve().parent / "dummy_data"
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None):
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("ninapro_db6", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("db6")
-  builder = build_lib.build("ninapro_db6", manual_dir=DUMMY_DIR, data_dir=data_dir)
-  return builder, _records(data_dir)
+  return testing.build_and_read("ninapro_db6", DUMMY_DIR, tmp_path_factory.mktemp("db6"))
 
 
 def test_repetition_split_sizes_labels_and_sessions(built):
   builder, records = built
   # Per file (labels 3 samples short, so the last rest holds no window): rep 1 has the leading
   # rest + grasp + rest = 3 windows, reps 2-11 two each, rep 12 only its grasp.
-  assert {s: len(records[s]) for s in SPLITS} == {"train": 3 * 17, "validation": 3 * 4,
-                                                  "test": 3 * 3}
-  reps = {s: {int(r["repetition"]) for r in records[s]} for s in SPLITS}
-  assert reps == {"train": set(range(1, 9)), "validation": {9, 10}, "test": {11, 12}}
+  assert testing.split_sizes(records) == {"train": 3 * 17, "validation": 3 * 4, "test": 3 * 3}
+  assert testing.ids_by_split(records, "repetition") == {
+      "train": set(range(1, 9)), "validation": {9, 10}, "test": {11, 12}}
   by_subject = collections.Counter((int(r["subject"]), int(r["label"]), int(r["session"]))
                                    for r in records["validation"])
   # Raw grasp 3 -> class 2, raw 11 -> class 7; session = (day - 1) * 2 + time.
@@ -57,9 +45,7 @@ def test_windows_are_filtered_recordings_without_empty_columns(built):
   _, records = built
   mat = scipy.io.loadmat(DUMMY_DIR / "DB6_s9_b" / "S9_D5_T1.mat")
   emg = np.delete(mat["emg"].astype(np.float64), [8, 9], axis=1)[:-3].T
-  sos = np.concatenate([scipy.signal.butter(4, [20, 450], "bandpass", fs=2000, output="sos"),
-                        scipy.signal.tf2sos(*scipy.signal.iirnotch(50, 30, fs=2000))])
-  filtered = scipy.signal.sosfiltfilt(sos, emg, axis=1)
+  filtered = testing.reference_filter(emg, 2000, (20, 450), 50)
   # Test split of subject 9: rep 11 grasp (21000), rep 11 rest (22000), rep 12 grasp (23000).
   got = sorted((r for r in records["test"] if r["subject"] == 9), key=lambda r: int(r["label"]))
   expected = {0: [22000], 2: [21000, 23000]}
@@ -75,23 +61,17 @@ def test_windows_are_filtered_recordings_without_empty_columns(built):
     ("by_day", {"train": {1}, "validation": {7}, "test": {9}}),
 ])
 def test_subject_and_day_splits_keep_files_whole(tmp_path, config, expected):
-  build_lib.build("ninapro_db6", manual_dir=DUMMY_DIR, data_dir=tmp_path, config=config)
-  records = _records(tmp_path, config)
-  assert {s: {int(r["subject"]) for r in records[s]} for s in SPLITS} == expected
-  assert {s: len(records[s]) for s in SPLITS} == {"train": 24, "validation": 24, "test": 24}
+  _, records = testing.build_and_read("ninapro_db6", DUMMY_DIR, tmp_path, config=config)
+  assert testing.assert_subject_disjoint(records) == expected
+  assert testing.split_sizes(records) == {"train": 24, "validation": 24, "test": 24}
 
 
 def test_beam_direct_runner_equals_generator_path(built, tmp_path):
   pytest.importorskip("apache_beam")
   _, records = built
-  build_lib.build("ninapro_db6", manual_dir=DUMMY_DIR, data_dir=tmp_path,
-                  beam_pipeline_options="runner=DirectRunner")
-  beam_records = _records(tmp_path)
-  for split in SPLITS:
-    assert len(beam_records[split]) == len(records[split])
-    for a, b in zip(records[split], beam_records[split]):
-      for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+  _, beam_records = testing.build_and_read("ninapro_db6", DUMMY_DIR, tmp_path,
+                                           beam_pipeline_options="runner=DirectRunner")
+  testing.assert_same_records(records, beam_records)
 
 
 @pytest.mark.parametrize("damage, problem", [
@@ -101,7 +81,7 @@ def test_beam_direct_runner_equals_generator_path(built, tmp_path):
 ])
 def test_bad_files_name_the_problem(tmp_path, damage, problem):
   source = DUMMY_DIR / "DB6_s7_b" / "S7_D4_T2.mat"
-  mat = {k: v for k, v in scipy.io.loadmat(source).items() if not k.startswith("__")}
+  mat = testing.mat_variables(source)
   if damage == "label":
     mat["restimulus"][1500] = 5
   elif damage == "channels":
@@ -111,10 +91,8 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
   manual = tmp_path / "manual" / "DB6_s7_b"
   manual.mkdir(parents=True)
   scipy.io.savemat(manual / source.name, mat)
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("ninapro_db6", manual_dir=manual.parent, data_dir=tmp_path / "tfds")
-  assert source.name in str(info.value)
-  assert not registry.get_builder("ninapro_db6", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("ninapro_db6", manual.parent, tmp_path / "tfds", problem,
+                             source.name)
 
 
 def test_manual_dir_without_sessions_is_an_error(tmp_path):

@@ -12,19 +12,6 @@ import tensorflow_datasets as tfds
 
 from data_builders import emg_common, ninapro
 
-RATE_HZ = 2000.0
-# TinyMyo's scripts/db7.py split by repetition (6 per movement).
-REPETITION_SPLITS = {1: "train", 2: "train", 3: "train", 4: "train", 5: "validation", 6: "test"}
-VALIDATION_SUBJECTS = (17, 18)
-TEST_FROM_SUBJECT = 19      # 19-20 intact, 21-22 amputees
-
-
-def _config(name: str, description: str, split_by: str) -> emg_common.EmgBuilderConfig:
-  return emg_common.EmgBuilderConfig(
-      name=name, description=f"{description} Windows 1000 samples (0.5 s), stride 500.",
-      sample_rate_hz=RATE_HZ, window=1000, stride=500, band_hz=(20.0, 450.0), notch_hz=50.0,
-      split_by=split_by)
-
 
 class Builder(ninapro.ClassificationBuilder):
   """NinaPro DB7 movement windows (12 ch, 2 kHz), repetition or subject splits."""
@@ -32,28 +19,24 @@ class Builder(ninapro.ClassificationBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "20-450 Hz band-pass + 50 Hz notch at 2 kHz, windows 1000/500."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Download Subject_1.zip ... Subject_22.zip from https://ninapro.hevs.ch/instructions/DB7.html "
-      "and unzip each into manual_dir/Subject_<N>/ (manual_dir/Subject_<N>/S<N>_E<e>_A1.mat).")
+      "Download Subject_1.zip ... Subject_22.zip from "
+      "https://ninapro.hevs.ch/instructions/DB7.html and unzip each into manual_dir/Subject_<N>/ "
+      "(manual_dir/Subject_<N>/S<N>_E<e>_A1.mat).")
   RAW_CHANNELS = 12
-  RATE_HZ = RATE_HZ
+  RATE_HZ = 2000.0
   NUM_MOVEMENTS = 40
   EXERCISE_OFFSETS = ((1, 0), (2, 17))
   EXERCISE_SIZES = ((1, 17), (2, 23))
   NUM_CLASSES = 41
   HOMEPAGE = "https://ninapro.hevs.ch/instructions/DB7.html"
+  # TinyMyo's scripts/db7.py split by repetition (6 per movement).
+  REPETITION_SPLITS = {1: "train", 2: "train", 3: "train", 4: "train", 5: "validation",
+                       6: "test"}
+  VALIDATION_SUBJECTS = (17, 18)
+  TEST_FROM_SUBJECT = 19      # 19-20 intact, 21-22 amputees
   BUILDER_CONFIGS = [
-      _config("default", "Repetitions 1-4 train / 5 validation / 6 test.", "protocol"),
-      _config("by_subject", "Subjects 1-16 train / 17-18 validation / 19-22 test.", "subject"),
+      emg_common.pretraining_config("default", "Repetitions 1-4 train / 5 validation / 6 test."),
+      emg_common.pretraining_config(
+          "by_subject", "Subjects 1-16 train / 17-18 validation / 19-22 test.", "subject"),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
-
-  def split_of(self, session: ninapro.SessionFile, repetition: int) -> str | None:
-    if self.builder_config.split_by == "subject":
-      return emg_common.subject_split(session.subject, validation=VALIDATION_SUBJECTS,
-                                      test_from=TEST_FROM_SUBJECT)
-    return REPETITION_SPLITS.get(repetition)
-
-  def splits_of_file(self, session: ninapro.SessionFile) -> set[str]:
-    if self.builder_config.split_by == "subject":
-      return {self.split_of(session, 0)}
-    return {"train", "validation", "test"}

@@ -9,34 +9,23 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import testing
 
 DUMMY_DIR = Path(__file__).resolve().parent / "dummy_data"
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None):
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("ninapro_db7", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
+SPLITS = testing.SPLITS
 
 
 def test_repetition_protocol_counts_and_global_labels(tmp_path):
-  builder = build_lib.build("ninapro_db7", manual_dir=DUMMY_DIR, data_dir=tmp_path)
-  records = _records(tmp_path)
+  builder, records = testing.build_and_read("ninapro_db7", DUMMY_DIR, tmp_path)
   # Per file: rep 1 = leading rest + 2 x (movement + rest) = 5 windows, reps 2-6 four each.
-  assert {s: len(records[s]) for s in SPLITS} == {"train": 3 * 17, "validation": 3 * 4,
-                                                  "test": 3 * 4}
-  assert {s: {int(r["repetition"]) for r in records[s]} for s in SPLITS} == {
+  assert testing.split_sizes(records) == {"train": 3 * 17, "validation": 3 * 4, "test": 3 * 4}
+  assert testing.ids_by_split(records, "repetition") == {
       "train": {1, 2, 3, 4}, "validation": {5}, "test": {6}}
   labels = collections.Counter((int(r["subject"]), int(r["label"])) for r in records["test"])
   # S1 E2 numbered 1, 2 and S19 E2 numbered 18, 19 both give classes 18, 19; S17 E1 gives 1, 2.
   assert labels == {(1, 18): 1, (1, 19): 1, (1, 0): 2, (17, 1): 1, (17, 2): 1, (17, 0): 2,
                     (19, 18): 1, (19, 19): 1, (19, 0): 2}
-  assert {int(r["session"]) for r in records["train"]} == {1, 2}   # the exercise
+  assert testing.ids_by_split(records, "session")["train"] == {1, 2}   # the exercise
   assert records["train"][0]["emg"].shape == (12, 1000)
   assert all(np.isfinite(r["emg"]).all() for s in SPLITS for r in records[s])
   assert builder.info.features["label"].num_classes == 41
@@ -45,9 +34,8 @@ def test_repetition_protocol_counts_and_global_labels(tmp_path):
 
 
 def test_by_subject_is_disjoint(tmp_path):
-  build_lib.build("ninapro_db7", manual_dir=DUMMY_DIR, data_dir=tmp_path, config="by_subject")
-  records = _records(tmp_path, "by_subject")
-  assert {s: {int(r["subject"]) for r in records[s]} for s in SPLITS} == {
+  _, records = testing.build_and_read("ninapro_db7", DUMMY_DIR, tmp_path, config="by_subject")
+  assert testing.assert_subject_disjoint(records) == {
       "train": {1}, "validation": {17}, "test": {19}}
 
 
@@ -66,7 +54,7 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
   if damage == "truncate":
     path.write_bytes(source.read_bytes()[:30000])
   else:
-    mat = {k: v for k, v in scipy.io.loadmat(source).items() if not k.startswith("__")}
+    mat = testing.mat_variables(source)
     if damage == "label":
       mat["restimulus"][1500] = 30
     elif damage == "mixed":
@@ -76,7 +64,4 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
     else:
       del mat["rerepetition"]
     scipy.io.savemat(path, mat)
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("ninapro_db7", manual_dir=path.parent, data_dir=tmp_path / "tfds")
-  assert name in str(info.value)
-  assert not registry.get_builder("ninapro_db7", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("ninapro_db7", path.parent, tmp_path / "tfds", problem, name)

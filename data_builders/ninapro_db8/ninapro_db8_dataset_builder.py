@@ -120,14 +120,10 @@ class Builder(emg_common.BeamAwareBuilder):
   DEFAULT_BUILDER_CONFIG_NAME = "w1000"
 
   def _info(self) -> tfds.core.DatasetInfo:
-    config = self.builder_config
-    emg_common.check_window(config)
-    target = {"angles": tfds.features.Tensor(shape=(NUM_DOA, config.window), dtype=np.float32)}
-    return self.dataset_info_from_configs(
-        features=emg_common.emg_features(NUM_CHANNELS, config.window, target),
-        supervised_keys=("emg", "angles"),
-        homepage="https://ninapro.hevs.ch/instructions/DB8.html",
-        metadata=emg_common.emg_metadata(config, NUM_CHANNELS))
+    shape = (NUM_DOA, self.builder_config.window)
+    return emg_common.windowed_info(
+        self, NUM_CHANNELS, {"angles": tfds.features.Tensor(shape=shape, dtype=np.float32)},
+        homepage="https://ninapro.hevs.ch/instructions/DB8.html", supervised_target="angles")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     sessions = ninapro.find_sessions(emg_common.manual_dir(dl_manager))
@@ -148,6 +144,3 @@ class Builder(emg_common.BeamAwareBuilder):
                "test": [s for s in sessions if s.take == 3]}
     return {split: self._examples_from(items, examples_of[split])
             for split, items in files.items() if items}
-
-  def _generate_examples(self, **kwargs):
-    raise NotImplementedError("examples come from _split_generators")

@@ -1,4 +1,5 @@
-"""Tests of the ninapro_db8 builder on dummy files: counts, DoA targets, NaN rows, splits, errors."""
+"""Tests of the ninapro_db8 builder on dummy files: counts, DoA targets, NaN rows, splits, errors.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +9,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import testing
 from data_builders.ninapro_db8 import ninapro_db8_dataset_builder as db8
 
 DUMMY_DIR = Path(__file__).resolve().parent / "dummy_data"
-SPLITS = ("train", "validation", "test")
-
-
-def _records(data_dir, config=None):
-  out = {}
-  for split in SPLITS:
-    source = registry.load_split("ninapro_db8", split, data_dir=data_dir, config=config)
-    out[split] = [source[i] for i in range(len(source))]
-  return out
+SPLITS = testing.SPLITS
 
 
 def _count(length, window, stride):
@@ -30,9 +22,7 @@ def _count(length, window, stride):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("db8")
-  builder = build_lib.build("ninapro_db8", manual_dir=DUMMY_DIR, data_dir=data_dir)
-  return builder, _records(data_dir)
+  return testing.build_and_read("ninapro_db8", DUMMY_DIR, tmp_path_factory.mktemp("db8"))
 
 
 def test_eq_s2_matrix():
@@ -45,8 +35,7 @@ def test_eq_s2_matrix():
 @pytest.mark.parametrize("window", [1000, 200])
 def test_split_sizes_follow_acquisitions_and_nan_rows(tmp_path, window):
   config = f"w{window}"
-  builder = build_lib.build("ninapro_db8", manual_dir=DUMMY_DIR, data_dir=tmp_path, config=config)
-  records = _records(tmp_path, config)
+  builder, records = testing.build_and_read("ninapro_db8", DUMMY_DIR, tmp_path, config=config)
   stride = window // 2
   # S1 A1: NaN glove rows 3000-3049 cut [0, 11500) in two; S7 A2: repetition 10 (the last 1100
   # samples, from 10400) is validation; S9 A3 (2700 samples) is test.
@@ -54,7 +43,7 @@ def test_split_sizes_follow_acquisitions_and_nan_rows(tmp_path, window):
       "train": (_count(3000, window, stride) + _count(11500 - 3050, window, stride)
                 + _count(10400, window, stride)),
       "validation": _count(1100, window, stride), "test": _count(2700, window, stride)}
-  assert {s: len(records[s]) for s in SPLITS} == expected
+  assert testing.split_sizes(records) == expected
   assert records["test"][0]["emg"].shape == (16, window)
   assert records["test"][0]["angles"].shape == (5, window)
   assert dict(builder.info.metadata) == {"sample_rate_hz": 2000.0, "num_channels": 16,
@@ -79,9 +68,9 @@ def test_angles_are_the_doa_map_of_the_glove(built):
 
 
 def test_by_subject_is_disjoint(tmp_path):
-  build_lib.build("ninapro_db8", manual_dir=DUMMY_DIR, data_dir=tmp_path, config="w1000_by_subject")
-  records = _records(tmp_path, "w1000_by_subject")
-  assert {s: {int(r["subject"]) for r in records[s]} for s in SPLITS} == {
+  _, records = testing.build_and_read("ninapro_db8", DUMMY_DIR, tmp_path,
+                                      config="w1000_by_subject")
+  assert testing.assert_subject_disjoint(records) == {
       "train": {1}, "validation": {7}, "test": {9}}
 
 
@@ -98,7 +87,7 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
   if damage == "truncate":
     path.write_bytes(source.read_bytes()[:9000])
   else:
-    mat = {k: v for k, v in scipy.io.loadmat(source).items() if not k.startswith("__")}
+    mat = testing.mat_variables(source)
     if damage == "glove":
       mat["glove"] = np.zeros((mat["glove"].shape[0], 22), np.float32)
     elif damage == "label":
@@ -106,7 +95,4 @@ def test_bad_files_name_the_problem(tmp_path, damage, problem):
     else:
       mat["emg"][10, 0] = np.inf
     scipy.io.savemat(path, mat)
-  with pytest.raises(emg_common.CorpusError, match=problem) as info:
-    build_lib.build("ninapro_db8", manual_dir=path.parent, data_dir=tmp_path / "tfds")
-  assert source.name in str(info.value)
-  assert not registry.get_builder("ninapro_db8", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("ninapro_db8", path.parent, tmp_path / "tfds", problem, source.name)

@@ -170,15 +170,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
   def _info(self) -> tfds.core.DatasetInfo:
-    config = self.builder_config
-    emg_common.check_window(config)
-    return self.dataset_info_from_configs(
-        features=emg_common.emg_features(
-            NUM_CHANNELS, config.window, {"label": tfds.features.ClassLabel(names=CLASS_NAMES)}),
-        supervised_keys=("emg", "label"),
+    return emg_common.windowed_info(
+        self, NUM_CHANNELS, {"label": tfds.features.ClassLabel(names=CLASS_NAMES)},
         homepage="https://archive.ics.uci.edu/dataset/481/emg+data+for+gestures",
-        metadata=emg_common.emg_metadata(config, NUM_CHANNELS),
-    )
+        supervised_target="label")
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     recordings = find_recordings(emg_common.manual_dir(dl_manager))

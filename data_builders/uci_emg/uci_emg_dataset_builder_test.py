@@ -9,34 +9,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.signal
 
-from data_builders import build as build_lib
-from data_builders import emg_common, registry
+from data_builders import emg_common, registry, testing
 from data_builders.uci_emg import uci_emg_dataset_builder as uci
 
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 SAMPLE_DIR = HERE / "sample"
 SHARED_UCI = HERE.parents[1].parent / "shared" / "data" / "uci_emg"
-SPLITS = ("train", "validation", "test")
+SPLITS = testing.SPLITS
 # Per cycle of the dummy protocol: gestures of 1100 ms give 1 window, of 1400 ms give 2.
 DUMMY_WINDOWS_PER_CYCLE = {0: 1, 1: 2, 2: 1, 3: 2, 4: 1, 5: 1}
 DUMMY_CYCLES = {"train": 2 + 1 + 1, "validation": 1, "test": 1}
 
 
-def _records(source) -> list[dict]:
-  return [source[i] for i in range(len(source))]
-
-
 @pytest.fixture(scope="module", params=["default", "hz200"])
 def dummy_build(request, tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp(f"tfds_{request.param}")
-  builder = build_lib.build("uci_emg", manual_dir=DUMMY_DIR, data_dir=data_dir,
-                            config=request.param)
-  records = {split: _records(registry.load_split("uci_emg", split, data_dir=data_dir,
-                                                 config=request.param)) for split in SPLITS}
-  return builder, records
+  return testing.build_and_read("uci_emg", DUMMY_DIR,
+                                tmp_path_factory.mktemp(f"tfds_{request.param}"),
+                                config=request.param)
 
 
 def test_dummy_split_sizes_and_class_counts(dummy_build):
@@ -83,9 +74,7 @@ def _reference_recording(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
   hold_ms = np.diff(time_ms, append=time_ms[-1] + 1)
   emg = np.repeat(table[:, 1:9], hold_ms, axis=0).T * 1e5
   classes = np.repeat(table[:, 9].astype(int), hold_ms)
-  sos = np.concatenate([scipy.signal.butter(4, [20, 90], "bandpass", fs=1000, output="sos"),
-                        scipy.signal.tf2sos(*scipy.signal.iirnotch(50, 30, fs=1000))])
-  return scipy.signal.sosfiltfilt(sos, emg, axis=1), classes, time_ms
+  return testing.reference_filter(emg, 1000, (20, 90), 50), classes, time_ms
 
 
 def test_dummy_window_values_match_reference(dummy_build):
@@ -128,10 +117,7 @@ def test_bundled_sample_layout():
 def real_build(tmp_path_factory):
   if not (SHARED_UCI / uci.ZIP_NAMES[0]).exists():
     pytest.skip(f"real UCI copy not found at {SHARED_UCI}")
-  data_dir = tmp_path_factory.mktemp("tfds_real")
-  build_lib.build("uci_emg", manual_dir=SHARED_UCI, data_dir=data_dir)
-  return {split: _records(registry.load_split("uci_emg", split, data_dir=data_dir))
-          for split in SPLITS}
+  return testing.build_and_read("uci_emg", SHARED_UCI, tmp_path_factory.mktemp("tfds_real"))[1]
 
 
 def _expected_windows_per_subject() -> collections.Counter:
@@ -151,8 +137,7 @@ def _expected_windows_per_subject() -> collections.Counter:
 
 
 def test_real_counts_per_split_class_and_subject(real_build):
-  assert {s: len(real_build[s]) for s in SPLITS} == {"train": 1157, "validation": 280,
-                                                    "test": 249}
+  assert testing.split_sizes(real_build) == {"train": 1157, "validation": 280, "test": 249}
   every = [r for s in SPLITS for r in real_build[s]]
   labels = collections.Counter(int(r["label"]) for r in every)
   assert labels == {0: 271, 1: 270, 2: 283, 3: 283, 4: 285, 5: 294}
@@ -173,12 +158,9 @@ def test_real_values_finite_and_in_myo_units(real_build):
 
 
 def test_real_splits_are_subject_disjoint(real_build):
-  subjects = {s: {int(r["subject"]) for r in real_build[s]} for s in SPLITS}
-  assert subjects["train"] == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15, 16}
-  assert subjects["validation"] == {17, 18, 19}
-  assert subjects["test"] == {20, 21, 22}
-  assert not (subjects["train"] & subjects["validation"] or subjects["train"] & subjects["test"]
-              or subjects["validation"] & subjects["test"])
+  assert testing.assert_subject_disjoint(real_build) == {
+      "train": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15, 16}, "validation": {17, 18, 19},
+      "test": {20, 21, 22}}
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -212,8 +194,6 @@ def test_failed_build_leaves_nothing_readable(tmp_path):
   shutil.copytree(DUMMY_DIR / uci.UNPACKED_DIR, manual / uci.UNPACKED_DIR)
   bad = next((manual / uci.UNPACKED_DIR / "21").glob("*.txt"))
   bad.write_bytes(bad.read_bytes()[:-2000] + b"\r\n123\t1e-05\r\n")   # truncated, ragged
-  with pytest.raises(emg_common.CorpusError, match=f"{bad.name}.*malformed row"):
-    build_lib.build("uci_emg", manual_dir=manual, data_dir=tmp_path / "tfds")
-  assert not registry.get_builder("uci_emg", data_dir=tmp_path / "tfds").is_prepared()
+  testing.assert_build_fails("uci_emg", manual, tmp_path / "tfds", "malformed row", bad.name)
   with pytest.raises(registry.DatasetNotBuiltError, match="python -m data_builders.build uci_emg"):
     registry.load_split("uci_emg", "train", data_dir=tmp_path / "tfds")
