@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -124,25 +123,8 @@ def train_step_examples_per_s() -> dict:
   return json.loads(output[output.index("{"):])
 
 
-def main() -> None:
-  from absl import flags
-  flags.FLAGS.mark_as_parsed()   # grain reads absl flags, also in its workers
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--uci_dir", default=str(REPO.parent / "shared" / "data" / "uci_emg"))
-  parser.add_argument("--synthetic_mb", default="300,1200",
-                      help="comma-separated sizes of the synthetic corpora in MB")
-  parser.add_argument("--beam_mb", default="", help="sizes in MB of synthetic corpora to build "
-                      f"with Beam ({BEAM_OPTIONS}) as well; its memory grows with the corpus")
-  parser.add_argument("--work_dir", default=None, help="scratch folder (default: a temp dir, "
-                      "deleted at the end)")
-  parser.add_argument("--read_seconds", type=float, default=10.0)
-  parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--train_step", action="store_true",
-                      help="also time the pretraining step (bench/train_step.py)")
-  args = parser.parse_args()
-  work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_input_"))
-  print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()}")
+def run_benchmarks(args: argparse.Namespace, work: Path) -> None:
+  """Builds, reads and prints the tables; scratch files go under `work`."""
   builds, readable = [], []
   uci_dir = Path(args.uci_dir)
   seconds, rss = timed_build("uci_emg", uci_dir, work / "tfds_uci")
@@ -180,8 +162,32 @@ def main() -> None:
     print(f"\npretraining step consumes {result['examples_per_s']} windows/s "
           f"({result['ms_per_step_median']} ms per batch of {result['batch']})")
   print(f"load average at end {os.getloadavg()}")
-  if args.work_dir is None:
-    shutil.rmtree(work)
+
+
+def main() -> None:
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()   # grain reads absl flags, also in its workers
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--uci_dir", default=str(REPO.parent / "shared" / "data" / "uci_emg"))
+  parser.add_argument("--synthetic_mb", default="300,1200",
+                      help="comma-separated sizes of the synthetic corpora in MB")
+  parser.add_argument("--beam_mb", default="", help="sizes in MB of synthetic corpora to build "
+                      f"with Beam ({BEAM_OPTIONS}) as well; its memory grows with the corpus")
+  parser.add_argument("--work_dir", default=None, help="scratch folder (default: a temp dir, "
+                      "deleted at the end)")
+  parser.add_argument("--read_seconds", type=float, default=10.0)
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--train_step", action="store_true",
+                      help="also time the pretraining step (bench/train_step.py)")
+  args = parser.parse_args()
+  work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_input_"))
+  print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()}")
+  try:
+    run_benchmarks(args, work)
+  finally:
+    if args.work_dir is None:
+      shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
