@@ -1,4 +1,4 @@
-"""Streaming inference: classify a long EMG recording with a fine-tuned checkpoint, window by window.
+"""Streaming inference: classify a long EMG recording window by window with a fine-tuned model.
 
     python -m tinymyo_jax.infer --ckpt runs/finetune_uci/best recording.txt --hop 250 \
         --out predictions.json
@@ -236,9 +236,10 @@ def prepare_recording(rec: Recording, spec: DataSpec, *, resample: bool = False,
       index = np.floor(np.arange(emg.shape[1]) / float(ratio)).astype(np.int64)
       labels = labels[np.minimum(index, labels.size - 1)]
   if emg.shape[1] < spec.window:
+    seconds = emg.shape[1] / spec.sample_rate_hz
     raise InferenceError(
-        f"{rec.source}: recording has {emg.shape[1]} samples ({emg.shape[1] / spec.sample_rate_hz:g}"
-        f" s) at {spec.sample_rate_hz:g} Hz, shorter than one window of {spec.window} samples")
+        f"{rec.source}: recording has {emg.shape[1]} samples ({seconds:g} s) at "
+        f"{spec.sample_rate_hz:g} Hz, shorter than one window of {spec.window} samples")
   return Recording(emg, spec.sample_rate_hz, rec.source, labels, rec.label_names)
 
 
