@@ -52,9 +52,8 @@ def test_charset_and_text_round_trip():
 
 def test_output_shapes_and_input_errors():
   model = speech.create_speech_model(tiny_config())
-  out = forward(model, jnp.zeros((2, 160, 8)))
-  assert out.shape == (2, 20, 38) and out.dtype == jnp.float32
-  assert forward(model, jnp.zeros((1, 161, 8))).shape == (1, 21, 38)  # ceil(161/8)
+  out = forward(model, jnp.zeros((2, 161, 8)))
+  assert out.shape == (2, 21, 38) and out.dtype == jnp.float32  # ceil(161/8) frames
   assert [speech.output_length(t) for t in (1, 7, 8, 9, 16, 1000)] == [1, 1, 1, 2, 2, 125]
   synth = speech.create_speech_model(tiny_config("synthesis"))
   assert forward(synth, jnp.zeros((3, 64, 8))).shape == (3, 8, 26)
@@ -94,11 +93,11 @@ def test_batchnorm_train_updates_stats_eval_does_not():
 
 def test_batchnorm_ignores_padding_when_lengths_given():
   model = speech.create_speech_model(tiny_config())
+  fresh = nnx.clone(model)
   x = jax.random.normal(jax.random.key(1), (1, 64, 8))
   padded = jnp.concatenate([x, jnp.zeros((1, 64, 8))], axis=1)
   forward(model, padded, jnp.array([64]), train=True)
   mean_padded = np.array(model.front[0].first.bn.mean[...])
-  fresh = speech.create_speech_model(tiny_config())
   forward(fresh, x, train=True)
   np.testing.assert_allclose(mean_padded, np.array(fresh.front[0].first.bn.mean[...]),
                              atol=1e-6)
@@ -166,7 +165,7 @@ def test_mfcc_loss_masks_padded_frames():
 
 
 def test_ctc_training_decreases_loss():
-  cfg = tiny_config(dropout=0.0, attn_dropout=0.0, drop_path=0.0, max_shift=3)
+  cfg = tiny_config(num_layers=1, dropout=0.0, attn_dropout=0.0, drop_path=0.0, max_shift=3)
   model = speech.create_speech_model(cfg)
   rng = np.random.default_rng(0)
   texts = ["ab", "ba c", "cab", "a"]
@@ -174,8 +173,8 @@ def test_ctc_training_decreases_loss():
   for i, text in enumerate(texts):
     ids = speech.text_to_ids(text)
     labels[i, :len(ids)] = ids
-  batch = {"emg": rng.normal(size=(4, 96, 8)).astype(np.float32),
-           "emg_len": np.array([96, 80, 96, 64]), "labels": labels,
+  batch = {"emg": rng.normal(size=(4, 64, 8)).astype(np.float32),
+           "emg_len": np.array([64, 56, 64, 48]), "labels": labels,
            "label_len": np.array([len(speech.text_to_ids(t)) for t in texts])}
   optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
 
