@@ -17,7 +17,9 @@ Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   gaddy_recognition / gaddy_synthesis   Gaddy silent speech: EMG -> characters (CTC) / MFCCs
 Recipe (paper): AdamW (0.9, 0.98, wd 0.01), peak LR 5e-4, 5 warm-up epochs then cosine, layer-wise
 LR decay 0.9, early stopping on validation loss (patience 7), label smoothing 0.1, per-channel
-z-score input normalization, at most 50 epochs.
+z-score input normalization with the training split's channel statistics (a per-window z-score
+would erase the relative channel levels that carry most of the gesture information), at most
+50 epochs.
 """
 
 import ml_collections
@@ -63,7 +65,7 @@ def get_config(arg: str | None = None):
   c.name = name
   c.task = spec["task"]
   c.data.sources = spec["sources"]
-  c.data.normalization = "zscore"
+  c.data.normalization = "standardize"  # per-channel z-score, training-split statistics
   c.data.keep = spec.get("keep", ("label",))
   c.data.train_split, c.data.eval_split, c.data.test_split = spec.get(
       "splits", ("train", "validation", "test"))

@@ -2,6 +2,8 @@
 # The UCI-EMG experiment behind RESULTS.md: pretrain on the training subjects' windows, fine-tune,
 # compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
 # Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled ablation)
+# Pretraining here standardizes inputs with training-split channel statistics, as fine-tuning
+# does (the paper's per-window min-max would erase the relative channel levels).
 # Every stage appends "<stage> <seconds>" to $OUT/times.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split
   $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
     --config.data.data_dir="$DATA" "$SRC" --config.data.train_split="$3" \
     --config.model.rope_mode="$2" --config.total_steps="$PRE_STEPS" --config.batch_size=32 \
+    --config.data.normalization=standardize \
     --config.optimizer.peak_lr=5e-4 --config.optimizer.warmup_steps=30 --config.log_every=10 \
     --config.eval_every=120 --config.checkpoint_every=120 --config.eval_batches=4
 }

@@ -47,7 +47,8 @@ def test_finetune_from_pretrained_writes_summary_report_and_best(tmp_path, pretr
   assert (tmp_path / "seed_0" / "confusion.png").stat().st_size > 1000
   params, cfg, meta = checkpointing.load_params(summary["runs"][0]["best_dir"])
   assert cfg.head == "classification" and cfg.num_outputs == 6
-  assert meta["data"]["normalization"] == "zscore" and meta["task_name"] == "uci"
+  assert meta["data"]["normalization"] == "standardize" and meta["task_name"] == "uci"
+  assert len(meta["input_stats"][0]["mean"]) == 8  # training-split channel statistics
   # The encoder started from the pretrained weights, not from a fresh init.
   pre, _, _ = checkpointing.load_params(pretrained)
   start = np.asarray(pre["patch_embed"]["kernel"])

@@ -41,14 +41,15 @@ def predict(model, batches, batch_size: int, target_key: str):
 
 def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
   """Evaluates a checkpoint on `config.data.test_split`; writes a confusion PNG if relevant."""
-  params, model_cfg, _ = checkpointing.load_params(ckpt_dir)
+  params, model_cfg, meta = checkpointing.load_params(ckpt_dir)
   model = create_model(model_cfg, params=params)
   source = train.data_sources(config)
   target_key = "label" if config.task == "classification" else "angles"
   batches = input_pipeline.make_dataset(
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False,
-      normalization=config.data.normalization, keep=(target_key,))
+      normalization=config.data.normalization, keep=(target_key,),
+      stats=meta.get("input_stats"))
   outputs, targets = predict(model, batches, config.batch_size, target_key)
   if config.task == "classification":
     names = class_names(config)

@@ -38,10 +38,6 @@ from data_builders.uci_emg import uci_emg_dataset_builder as uci
 from tinymyo_jax import checkpointing, input_pipeline
 from tinymyo_jax.models.tinymyo import create_model
 
-NORMALIZERS = {"zscore": input_pipeline.zscore_per_channel,
-               "minmax": input_pipeline.minmax_per_channel,
-               "none": lambda x: np.asarray(x, np.float32)}
-
 
 class InferenceError(ValueError):
   """The checkpoint or the recording does not fit the requested inference."""
@@ -72,9 +68,10 @@ class DataSpec:
                            "class_names") if k not in data]
     if missing:
       raise InferenceError(f"checkpoint {source}: meta['data'] lacks {missing}")
-    if data["normalization"] not in NORMALIZERS:
+    if data["normalization"] not in input_pipeline.NORMALIZATIONS:
       raise InferenceError(f"checkpoint {source}: unknown normalization "
-                           f"{data['normalization']!r}; expected one of {sorted(NORMALIZERS)}")
+                           f"{data['normalization']!r}; expected one of "
+                           f"{input_pipeline.NORMALIZATIONS}")
     filt = data.get("filter") or {}
     band = filt.get("band")
     return cls(float(data["sample_rate_hz"]), int(data["num_channels"]), int(data["window"]),
@@ -105,6 +102,12 @@ class Classifier:
     if batch_size < 1:
       raise InferenceError(f"batch_size must be positive, got {batch_size}")
     self.config, self.meta, self.batch_size = config, meta, batch_size
+    stats = (meta.get("input_stats") or [None])[0]
+    try:
+      self._prepare = input_pipeline.PrepareWindow(self.spec.normalization, config.num_channels,
+                                                   (), stats)
+    except ValueError as e:
+      raise InferenceError(f"checkpoint {ckpt}: {e}") from e
     self.task = meta.get("task")
     graphdef, state = nnx.split(create_model(config, params=params))
 
@@ -128,8 +131,7 @@ class Classifier:
 
   def prepare_window(self, x_ct: np.ndarray) -> np.ndarray:
     """Normalizes one raw window [C, window] and zero-pads channels, as the training pipeline."""
-    x = NORMALIZERS[self.spec.normalization](np.asarray(x_ct, np.float32))
-    return input_pipeline.pad_channels(x, self.config.num_channels)
+    return self._prepare.map({"emg": x_ct})["emg"]
 
   def predict_batch(self, windows_nct: np.ndarray) -> tuple[np.ndarray, float]:
     """Class probabilities [n, K] of up to `batch_size` prepared windows, and the wall time (s)."""

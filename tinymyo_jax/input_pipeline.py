@@ -13,7 +13,7 @@ import grain
 import jax
 import numpy as np
 
-NORMALIZATIONS = ("minmax", "zscore", "none")
+NORMALIZATIONS = ("minmax", "zscore", "standardize", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +42,22 @@ def zscore_per_channel(x_ct: np.ndarray) -> np.ndarray:
   return ((x_ct - mean) / (std + 1e-6)).astype(np.float32)
 
 
+def standardize(x_ct: np.ndarray, mean_c: np.ndarray, std_c: np.ndarray) -> np.ndarray:
+  """Per-channel z-score with fixed (training-set) statistics: keeps relative channel levels."""
+  return ((x_ct - mean_c[:, None]) / std_c[:, None]).astype(np.float32)
+
+
+def channel_stats(records, max_windows: int = 2048, seed: int = 0) -> dict[str, list[float]]:
+  """Per-channel mean and std over (a seeded sample of) the windows of a split."""
+  n = len(records)
+  if n == 0:
+    raise ValueError("cannot compute channel statistics of an empty split")
+  idx = np.random.default_rng(seed).permutation(n)[:max_windows]
+  x = np.stack([np.asarray(records[int(i)]["emg"], np.float64) for i in np.sort(idx)])
+  std = x.std(axis=(0, 2))
+  return {"mean": x.mean(axis=(0, 2)).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
 def pad_channels(x_ct: np.ndarray, num_channels: int) -> np.ndarray:
   """Zero-pads the channel axis up to `num_channels` (after normalization, so pads stay 0)."""
   c = x_ct.shape[0]
@@ -55,10 +71,15 @@ def pad_channels(x_ct: np.ndarray, num_channels: int) -> np.ndarray:
 class PrepareWindow(grain.transforms.Map):
   """Record -> {"emg": normalized, channel-padded float32 [C, T], other numeric fields}."""
 
-  def __init__(self, normalization: str, num_channels: int | None, keep: Sequence[str]):
+  def __init__(self, normalization: str, num_channels: int | None, keep: Sequence[str],
+               stats: dict[str, list[float]] | None = None):
     if normalization not in NORMALIZATIONS:
       raise ValueError(f"unknown normalization {normalization!r}; expected {NORMALIZATIONS}")
+    if normalization == "standardize" and not stats:
+      raise ValueError("normalization 'standardize' needs channel statistics (mean, std)")
     self.normalization = normalization
+    self.stats = stats and (np.asarray(stats["mean"], np.float32),
+                            np.asarray(stats["std"], np.float32))
     self.num_channels = num_channels
     self.keep = tuple(keep)
 
@@ -68,6 +89,11 @@ class PrepareWindow(grain.transforms.Map):
       x = minmax_per_channel(x)
     elif self.normalization == "zscore":
       x = zscore_per_channel(x)
+    elif self.normalization == "standardize":
+      if x.shape[0] != self.stats[0].shape[0]:
+        raise ValueError(f"window has {x.shape[0]} channels, the statistics "
+                         f"{self.stats[0].shape[0]}")
+      x = standardize(x, *self.stats)
     if self.num_channels:
       x = pad_channels(x, self.num_channels)
     out = {"emg": x}
@@ -171,16 +197,16 @@ def process_slice(ds: grain.MapDataset) -> grain.MapDataset:
 def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_size: int,
                  seed: int, train: bool, normalization: str = "minmax",
                  num_channels: int | None = None, keep: Sequence[str] = (),
-                 records=None) -> grain.IterDataset:
+                 records=None, stats: Sequence[dict] | None = None) -> grain.IterDataset:
   """Batched pipeline over one corpus or a weighted mixture of several.
 
   train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, the
   last batch may be short. `batch_size` is per process. `records` may supply already-loaded
-  random-access sources (one per entry of `sources`), e.g. in tests.
+  random-access sources (one per entry of `sources`), e.g. in tests. `stats` (one dict per
+  source, from `channel_stats` on its training split) is needed by 'standardize'.
   """
   if not sources:
     raise ValueError("no data sources given")
-  prepare = PrepareWindow(normalization, num_channels, keep)
   parts = []
   for i, source in enumerate(sources):
     recs = records[i] if records is not None else load_source(source, split, data_dir)
@@ -189,6 +215,7 @@ def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_
     ds = process_slice(grain.MapDataset.source(recs))
     if train:
       ds = ds.shuffle(seed=seed + 1000 * i).repeat(None)
+    prepare = PrepareWindow(normalization, num_channels, keep, stats[i] if stats else None)
     parts.append(ds.map(prepare))
   if len(parts) > 1:
     ds = grain.MapDataset.mix(parts, weights=[s.weight for s in sources])

@@ -67,6 +67,14 @@ def make_optimizer(config):
   return tx, schedule
 
 
+def input_stats(config, sources) -> list[dict] | None:
+  """Per-source channel statistics of the training split, when the normalization needs them."""
+  if config.data.normalization != "standardize":
+    return None
+  return [input_pipeline.channel_stats(input_pipeline.load_source(
+      s, config.data.train_split, config.data.data_dir)) for s in sources]
+
+
 def check_batch(batch: dict[str, np.ndarray], step: int) -> None:
   """Refuses a batch with NaN/Inf before it can reach the params (or a checkpoint)."""
   x = batch["emg"]
@@ -147,10 +155,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # --- data
   sources = data_sources(config)
   keep = tuple(config.data.get("keep", ()))
+  stats = input_stats(config, sources)
   make_ds = functools.partial(
       input_pipeline.make_dataset, sources, data_dir=config.data.data_dir,
       batch_size=per_process_batch, normalization=config.data.normalization,
-      num_channels=config.data.get("num_channels") or None, keep=keep)
+      num_channels=config.data.get("num_channels") or None, keep=keep, stats=stats)
   train_iter = iter(make_ds(config.data.train_split, seed=config.seed, train=True))
 
   # --- resume
@@ -199,7 +208,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # --- loop
   meta = {"model": checkpointing.model_config_to_json(model_cfg), "config_name": config.name,
-          "task": config.task, **(extra_meta or {})}
+          "task": config.task, "normalization": config.data.normalization,
+          "input_stats": stats, **(extra_meta or {})}
   patience = config.get("early_stopping_patience", 0)
   best_loss, best_step, evals_since_best = float("inf"), None, 0
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)

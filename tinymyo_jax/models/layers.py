@@ -98,6 +98,64 @@ class DropPath(nnx.Module):
     return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
+# Examples per device that one step of the blocked attention loop handles. The [H, N, N]
+# logits of one 16x1000 window are 7.7 MB in fp32: a step's logits stay in cache instead of
+# streaming a [B, H, N, N] array (hundreds of MB) through memory several times (see BENCHMARKS.md).
+ATTENTION_EXAMPLES_PER_STEP = 2
+
+
+def attention_group_size(batch: int, num_devices: int,
+                         per_device: int = ATTENTION_EXAMPLES_PER_STEP) -> int:
+  """Examples per step of the blocked attention: the smallest divisor of `batch` that gives
+  every device `per_device` examples (the whole batch when it is small)."""
+  target = min(batch, per_device * num_devices)
+  return next(g for g in range(target, batch + 1) if batch % g == 0)
+
+
+def softmax_attention(q_bhnd, k_bhnd, v_bhnd, *, drop_rate: float = 0.0, key=None):
+  """softmax(q k^T / sqrt(Dh)) v for [G, H, N, Dh] inputs; logits and softmax in fp32.
+
+  With `drop_rate` > 0 the probabilities are dropped out with a mask drawn from `key`.
+  Returns [G, N, H, Dh].
+  """
+  scale = jnp.asarray(q_bhnd.shape[-1] ** -0.5, q_bhnd.dtype)
+  logits = jnp.einsum("ghnd,ghmd->ghnm", q_bhnd * scale, k_bhnd,
+                      preferred_element_type=jnp.float32)
+  probs = jax.nn.softmax(logits, axis=-1)
+  if drop_rate > 0.0:
+    keep = jax.random.bernoulli(key, 1.0 - drop_rate, probs.shape)
+    probs = jnp.where(keep, probs / (1.0 - drop_rate), 0.0)
+  return jnp.einsum("ghnm,ghmd->gnhd", probs.astype(v_bhnd.dtype), v_bhnd)
+
+
+def blocked_attention(q_bhnd, k_bhnd, v_bhnd, *, group: int, drop_rate: float = 0.0,
+                      key=None):
+  """`softmax_attention` over the batch in steps of `group` examples; returns [B, N, H, Dh].
+
+  Each step is rematerialised in the backward pass (`jax.checkpoint`), so neither pass keeps
+  [B, H, N, N] arrays: the flash-attention trade of a second QK^T for far less memory traffic.
+  Example b = g*S + s goes to step s, so a batch sharded in contiguous blocks over devices
+  stays sharded along the in-step axis and the loop needs no communication.
+  """
+  b = q_bhnd.shape[0]
+  steps = b // group
+  if steps == 1:
+    return softmax_attention(q_bhnd, k_bhnd, v_bhnd, drop_rate=drop_rate, key=key)
+
+  def to_steps(x):  # [B, ...] -> [S, G, ...]
+    return jnp.swapaxes(x.reshape(group, steps, *x.shape[1:]), 0, 1)
+
+  @jax.checkpoint
+  def step(_, xs):
+    q, k, v, i = xs
+    step_key = None if key is None else jax.random.fold_in(key, i)
+    return None, softmax_attention(q, k, v, drop_rate=drop_rate, key=step_key)
+
+  xs = (to_steps(q_bhnd), to_steps(k_bhnd), to_steps(v_bhnd), jnp.arange(steps))
+  _, out = jax.lax.scan(step, None, xs)  # [S, G, N, H, Dh]
+  return jnp.swapaxes(out, 0, 1).reshape(b, *out.shape[2:])
+
+
 class Attention(nnx.Module):
   """Multi-head self-attention with fused qkv and rotary embeddings on q and k."""
 
@@ -118,10 +176,11 @@ class Attention(nnx.Module):
     qkv = self.qkv(x_bnd).reshape(b, n, 3, h, d // h)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     q, k = apply_rope(q, k, self.rope_mode, num_channels)
-    logits = jnp.einsum("bnhd,bmhd->bhnm", q, k) / jnp.sqrt(d // h).astype(q.dtype)
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-    probs = self.attn_drop(probs, deterministic=deterministic, rngs=rngs)
-    out = jnp.einsum("bhnm,bmhd->bnhd", probs, v).reshape(b, n, d)
+    drop_rate = 0.0 if deterministic else self.attn_drop.rate
+    key = rngs.dropout() if drop_rate > 0.0 else None
+    q, k, v = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))  # [B, H, N, Dh]
+    out = blocked_attention(q, k, v, group=attention_group_size(b, jax.device_count()),
+                            drop_rate=drop_rate, key=key).reshape(b, n, d)
     return self.proj_drop(self.proj(out), deterministic=deterministic, rngs=rngs)
 
 
