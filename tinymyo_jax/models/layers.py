@@ -104,10 +104,10 @@ class DropPath(nnx.Module):
 ATTENTION_EXAMPLES_PER_STEP = 2
 
 
-def attention_group_size(batch: int, num_devices: int,
-                         per_device: int = ATTENTION_EXAMPLES_PER_STEP) -> int:
+def attention_group_size(batch: int, num_devices: int, per_device: int | None = None) -> int:
   """Examples per step of the blocked attention: the smallest divisor of `batch` that gives
-  every device `per_device` examples (the whole batch when it is small)."""
+  every device `per_device` (default `ATTENTION_EXAMPLES_PER_STEP`) examples, or the batch."""
+  per_device = ATTENTION_EXAMPLES_PER_STEP if per_device is None else per_device
   target = min(batch, per_device * num_devices)
   return next(g for g in range(target, batch + 1) if batch % g == 0)
 
