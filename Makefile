@@ -14,7 +14,7 @@ CKPT ?=
 DATASET ?= uci_emg
 MANUAL_DIR ?=
 
-.PHONY: venv test pretrain finetune data export gap9 bench clean-venv
+.PHONY: venv test pretrain finetune infer data export gap9 bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ finetune: $(STAMP)
 		--config.data.data_dir=$(abspath $(DATA_DIR)) \
 		--config.init_from=$(if $(CKPT),$(abspath $(CKPT)),auto) $(FINETUNE_FLAGS)
 
+infer: $(STAMP)
+	@test -n "$(CKPT)" -a -n "$(INPUT)" || (echo "usage: make infer CKPT=<ckpt> INPUT=<.npy|.txt|.mat> [SR=Hz] [HOP=n]"; exit 2)
+	$(PY) -m tinymyo_jax.infer --ckpt $(CKPT) $(INPUT) $(if $(SR),--sample_rate $(SR)) \
+		$(if $(HOP),--hop $(HOP)) --out $(or $(OUT),predictions.json)
+
 data: $(STAMP)
 	@test -n "$(MANUAL_DIR)" || (echo "usage: make data DATASET=<name> MANUAL_DIR=<dir>"; exit 2)
 	$(PY) -m data_builders.build $(DATASET) --manual_dir=$(MANUAL_DIR) --data_dir=$(DATA_DIR) \
@@ -55,6 +60,7 @@ gap9: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/train_step.py
+	$(PY) bench/infer_latency.py --batch_sizes 1,32
 
 clean-venv:
 	rm -rf $(VENV)
