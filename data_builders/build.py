@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="records held in memory per split before streaming to temporary "
                            "files (default: %(default)s)")
   args = parser.parse_args(argv)
+  if args.buffer_mb <= 0:
+    parser.error(f"--buffer_mb must be a positive number of MB, got {args.buffer_mb}")
   try:
     builder = build(args.name, manual_dir=args.manual_dir, data_dir=args.data_dir,
                     config=args.config, beam_pipeline_options=args.beam_pipeline_options,

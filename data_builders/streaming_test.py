@@ -69,3 +69,11 @@ def test_buffer_must_be_positive():
   with pytest.raises(ValueError, match="buffer_bytes must be positive, got 0"):
     with streaming.streaming_writes(0):
       pass
+
+
+def test_cli_rejects_a_non_positive_buffer(tmp_path, capsys):
+  with pytest.raises(SystemExit) as info:
+    build_lib.main(["emg2pose", f"--manual_dir={EMG2POSE_DUMMY}", f"--data_dir={tmp_path}",
+                    "--buffer_mb=0"])
+  assert info.value.code == 2
+  assert "--buffer_mb must be a positive number of MB, got 0" in capsys.readouterr().err
