@@ -1,11 +1,12 @@
 """Builds one corpus into sharded array_record files: `python -m data_builders.build <name> ...`.
 
   python -m data_builders.build uci_emg --manual_dir=/path/to/uci [--data_dir=DIR] [--config=hz200]
-      [--beam_pipeline_options="runner=DirectRunner,direct_num_workers=2"]
+      [--beam_pipeline_options="runner=DirectRunner,direct_num_workers=2"] [--buffer_mb=64]
 
 Calls the builder's `download_and_prepare` directly (the `tfds` CLI imports TensorFlow). TFDS writes
 into an `incomplete.*` folder and renames it only when every split is written, so a failed build
-leaves nothing that a later read accepts.
+leaves nothing that a later read accepts. Without Beam, records beyond `--buffer_mb` per split
+stream through temporary files (`data_builders.streaming`), so memory stays flat.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def build(name: str, *, manual_dir: str | Path, data_dir: str | Path | None = No
     FileNotFoundError: `manual_dir` does not exist.
     ValueError: unknown dataset or config name.
   """
-  manual_dir = Path(manual_dir).expanduser().resolve()
-  if not manual_dir.is_dir():
-    raise FileNotFoundError(f"manual_dir {manual_dir} does not exist")
+  if "://" not in str(manual_dir):   # a URL (gs://...) goes to TFDS unchanged
+    manual_dir = Path(manual_dir).expanduser().resolve()
+    if not manual_dir.is_dir():
+      raise FileNotFoundError(f"manual_dir {manual_dir} does not exist")
   builder = registry.get_builder(name, data_dir=data_dir, config=config)
   mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
