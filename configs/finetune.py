@@ -14,7 +14,9 @@ Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   db5            NinaPro DB5, 53 classes, 16 ch x 200 samples (1 s at 200 Hz), repetition split
   epn612         EMG-EPN-612, 6 classes, 8 ch x 1000 samples (5 s at 200 Hz)
   db8            NinaPro DB8 joint angles (5 DoA), 16 ch x 1000 samples at 2 kHz, regression
-  gaddy_recognition / gaddy_synthesis   Gaddy silent speech: EMG -> characters (CTC) / MFCCs
+  gaddy_recognition / gaddy_synthesis   Gaddy silent speech: EMG -> characters (CTC) / MFCCs;
+                 whole utterances (8 ch at 1 kHz) through the conv front-end + TinyMyo blocks,
+                 test CER/WER (greedy and beam search, `finetune.beam_width`) or MFCC MSE
 Recipe (paper): AdamW (0.9, 0.98, wd 0.01), peak LR 5e-4, 5 warm-up epochs then cosine, layer-wise
 LR decay 0.9, early stopping on validation loss (patience 7), label smoothing 0.1, per-channel
 z-score input normalization with the training split's channel statistics (a per-window z-score
@@ -54,7 +56,7 @@ TASKS = {
                               outputs=38, keep=()),
     "gaddy_synthesis": dict(task="speech_synthesis",
                             sources=(("gaddy_silent_speech", "origdev", 1.0),), channels=8,
-                            outputs=26, keep=()),
+                            outputs=26, keep=(), max_len=1600),
 }
 
 
@@ -88,5 +90,10 @@ def get_config(arg: str | None = None):
   c.early_stopping_patience = 7
   c.finetune = ml_collections.ConfigDict(dict(
       num_epochs=50, warmup_epochs=5, layer_decay=0.9, freeze_backbone=False,
-      label_smoothing=0.1, seeds=1, max_train_examples=0))
+      label_smoothing=0.1, seeds=1, max_train_examples=0, beam_width=8))
+  if c.task.startswith("speech_"):
+    # Whole utterances, zero-padded per batch to a multiple of `bucket` samples; synthesis
+    # trains on random `max_len`-sample segments (the reference's 200 frames x 8), 0 = whole.
+    c.data.max_len = spec.get("max_len", 0)
+    c.data.bucket = 1000
   return c.lock()

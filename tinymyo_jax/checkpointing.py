@@ -1,10 +1,11 @@
 """Orbax checkpoints: train state + data-iterator state + model metadata, resume from latest.
 
 Layout of a checkpoint directory (one orbax `CheckpointManager`):
-  <dir>/<step>/params     model parameters (nested dict, `nnx.to_pure_dict` layout)
+  <dir>/<step>/params     model state (nested dict, `nnx.to_pure_dict` layout): the parameters
+                          and, for the speech model, its BatchNorm running statistics
   <dir>/<step>/opt_state  optimizer state (training checkpoints only)
   <dir>/<step>/data       grain iterator state (training checkpoints only)
-  <dir>/<step>/meta       JSON: {"model": ModelConfig fields, "step": int, ...}
+  <dir>/<step>/meta       JSON: {"model": ModelConfig (or tagged SpeechConfig) fields, "step", ...}
 The model config, including `rope_mode`, travels with every checkpoint.
 Orbax writes each step into a temporary folder and renames it when complete, so a killed save
 never looks finished. A finished step that fails to restore is skipped with a warning in favour
@@ -13,7 +14,6 @@ of the previous one (and moved to `<dir>.unreadable/`); if none restores, `Check
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from tinymyo_jax.models import factory
+from tinymyo_jax.models.speech import SpeechConfig
 from tinymyo_jax.models.tinymyo import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -37,16 +39,16 @@ def _manager(directory: str, max_to_keep: int | None = None) -> ocp.CheckpointMa
   return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
-def model_config_to_json(config: ModelConfig) -> dict[str, Any]:
-  return dataclasses.asdict(config)
+def model_config_to_json(config: ModelConfig | SpeechConfig) -> dict[str, Any]:
+  return factory.config_to_json(config)
 
 
-def model_config_from_json(data: dict[str, Any]) -> ModelConfig:
-  fields = {f.name for f in dataclasses.fields(ModelConfig)}
-  unknown = set(data) - fields
-  if unknown:
-    raise CheckpointError(f"checkpoint model config has unknown fields {sorted(unknown)}")
-  return ModelConfig(**data)
+def model_config_from_json(data: dict[str, Any]) -> ModelConfig | SpeechConfig:
+  """The ModelConfig (or, when tagged `model_type: speech`, SpeechConfig) of a checkpoint."""
+  try:
+    return factory.config_from_json(data)
+  except ValueError as e:
+    raise CheckpointError(f"checkpoint model config cannot be read: {e}") from e
 
 
 class Checkpointer:
@@ -113,8 +115,9 @@ class Checkpointer:
     self.manager.close()
 
 
-def save_params(directory: str, params, model_config: ModelConfig, *, step: int = 0,
-                extra_meta: dict[str, Any] | None = None, max_to_keep: int | None = None) -> str:
+def save_params(directory: str, params, model_config: ModelConfig | SpeechConfig, *,
+                step: int = 0, extra_meta: dict[str, Any] | None = None,
+                max_to_keep: int | None = None) -> str:
   """Writes a params-only checkpoint (e.g. an imported or exported model). Returns its path."""
   manager = _manager(directory, max_to_keep)
   meta = {**(extra_meta or {}), "model": model_config_to_json(model_config), "step": int(step)}

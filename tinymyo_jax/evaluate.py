@@ -40,8 +40,14 @@ def predict(model, batches, batch_size: int, target_key: str):
 
 
 def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
-  """Evaluates a checkpoint on `config.data.test_split`; writes a confusion PNG if relevant."""
+  """Evaluates a checkpoint on `config.data.test_split`; writes a confusion PNG if relevant.
+
+  Speech tasks go to `speech_evaluate` (CER/WER or MFCC MSE, transcripts or MFCC files).
+  """
   params, model_cfg, meta = checkpointing.load_params(ckpt_dir)
+  if config.task in train.SPEECH_TASKS:
+    from tinymyo_jax import speech_evaluate
+    return speech_evaluate.evaluate_checkpoint(config, params, model_cfg, meta, out_dir)
   model = create_model(model_cfg, params=params)
   source = train.data_sources(config)
   target_key = "label" if config.task == "classification" else "angles"
@@ -93,6 +99,10 @@ def report_markdown(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     test = ", ".join(f"{k} {v:.4f}" for k, v in r["test"].items())
     lines.append(f"| {r['seed']} | {r['best_step']} | {r['best_eval_loss']:.4f} | "
                  f"{r['steps']} | {r['wall_time_sec']:.0f} | {test} |")
+  outputs = [r["test"]["predictions"] for r in runs if r["test"].get("predictions")]
+  if outputs:
+    lines += ["", "## Test predictions (first seed)", "",
+              f"`{os.path.relpath(outputs[0], summary['workdir'])}`"]
   pngs = [r["test"].get("confusion_png") for r in runs if r["test"].get("confusion_png")]
   if pngs:
     lines += ["", "## Confusion matrix (first seed)", "",

@@ -36,15 +36,30 @@ def resolve_init(init_from: str) -> str | None:
 def pretrained_encoder(path: str, model_cfg):
   """Loads a checkpoint's encoder; returns (init_params callback, the checkpoint's rope_mode).
 
+  For TinyMyo tasks every entry but the head is taken; for speech tasks (a `SpeechConfig`) the
+  Transformer `blocks` and final `norm`, by name (as `speech.load_encoder_params` does).
   Raises ValueError naming every architecture field that differs from the task's model.
   """
+  from tinymyo_jax.models.speech import SpeechConfig
   params, ckpt_cfg, _ = checkpointing.load_params(path)
-  diffs = {f: (getattr(ckpt_cfg, f), getattr(model_cfg, f)) for f in ARCH_FIELDS
+  speech_task = isinstance(model_cfg, SpeechConfig)
+  if isinstance(ckpt_cfg, SpeechConfig) and not speech_task:
+    raise ValueError(f"checkpoint {path} holds a speech model; it cannot initialise the "
+                     f"TinyMyo model of this task")
+  fields = ARCH_FIELDS
+  if speech_task or isinstance(ckpt_cfg, SpeechConfig):  # no patch embedding
+    fields = tuple(f for f in ARCH_FIELDS if f != "patch_size")
+  diffs = {f: (getattr(ckpt_cfg, f), getattr(model_cfg, f)) for f in fields
            if getattr(ckpt_cfg, f) != getattr(model_cfg, f)}
   if diffs:
     raise ValueError(f"backbone of checkpoint {path} does not match the task's model "
                      f"(field: checkpoint vs task): {diffs}")
-  encoder = {k: v for k, v in params.items() if k != "head"}
+  wanted = ("blocks", "norm") if speech_task else tuple(k for k in params if k != "head")
+  missing = [k for k in wanted if k not in params]
+  if missing:
+    raise ValueError(f"checkpoint {path} has no {missing} entries; top-level keys are "
+                     f"{sorted(params)}")
+  encoder = {k: params[k] for k in wanted}
 
   def init_params(fresh, shardings):
     from tinymyo_jax.models.tinymyo import _int_keys

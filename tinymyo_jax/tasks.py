@@ -47,15 +47,23 @@ def loss_fn(config):
     return regression_loss
   if config.task in ("speech_recognition", "speech_synthesis"):
     from tinymyo_jax.models import speech
-    return functools.partial(speech.speech_loss, kind=config.task)
+    return speech.speech_loss  # the model's config says recognition or synthesis
   raise ValueError(f"unknown task type {config.task!r}; expected 'pretrain' or one of "
                    f"{TASK_TYPES + ('speech_recognition', 'speech_synthesis')}")
 
 
+# Entries below the Transformer blocks: TinyMyo's patch embedding and mask token, the speech
+# model's conv front-end and its input projection.
+INPUT_ENTRIES = ("patch_embed", "mask_token", "front", "w_raw_in")
+# What a pretrained TinyMyo checkpoint provides (frozen by `freeze_backbone`).
+PRETRAINED_ENTRIES = ("patch_embed", "mask_token", "blocks", "norm")
+
+
 def layer_index(path: tuple, num_layers: int) -> int:
-  """0 for the patch embedding and mask token, i+1 for block i, num_layers+1 above."""
+  """0 for the input entries (patch embedding, speech front-end), i+1 for block i, num_layers+1
+  above."""
   top = str(path[0])
-  if top in ("patch_embed", "mask_token"):
+  if top in INPUT_ENTRIES:
     return 0
   if top == "blocks":
     return int(str(path[1])) + 1
@@ -63,12 +71,17 @@ def layer_index(path: tuple, num_layers: int) -> int:
 
 
 def lr_scales(params, *, num_layers: int, decay: float, freeze_backbone: bool):
-  """Per-parameter LR multipliers: decay**(depth from the top); 0 for a frozen backbone."""
+  """Per-parameter LR multipliers: decay**(depth from the top); 0 for a frozen backbone.
+
+  A frozen backbone is what a pretrained checkpoint provides (patch embedding, mask token,
+  blocks, final norm): TinyMyo then trains its head only, the speech model its (new) conv
+  front-end, input projection and output layer.
+  """
 
   def scale(path, _):
     keys = tuple(getattr(k, "key", getattr(k, "idx", k)) for k in path)
     if freeze_backbone:
-      return 1.0 if str(keys[0]) == "head" else 0.0
+      return 0.0 if str(keys[0]) in PRETRAINED_ENTRIES else 1.0
     return decay ** (num_layers + 1 - layer_index(keys, num_layers))
 
   return jax.tree_util.tree_map_with_path(scale, params)

@@ -20,8 +20,10 @@ import tqdm
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from tinymyo_jax import checkpointing, input_pipeline, optim, reporting, sharding, steps
-from tinymyo_jax.models.tinymyo import TinyMyo, decode_variant
+from tinymyo_jax import (checkpointing, input_pipeline, optim, reporting, sharding,
+                         speech_pipeline, steps)
+from tinymyo_jax.models import factory, speech
+from tinymyo_jax.models.tinymyo import decode_variant
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,17 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- config -> parts
 
 
+SPEECH_TASKS = {"speech_recognition": "recognition", "speech_synthesis": "synthesis"}
+
+
 def model_config_from(config: ml_collections.ConfigDict):
-  """The ModelConfig a run config asks for."""
+  """The model config a run config asks for: SpeechConfig for speech tasks, else ModelConfig."""
   m = config.model
+  if config.task in SPEECH_TASKS:
+    return speech.SpeechConfig.from_variant(
+        m.variant, SPEECH_TASKS[config.task], rope_mode=m.rope_mode, dtype=m.dtype,
+        dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
+        num_emg_channels=m.num_channels)
   return decode_variant(
       m.variant, rope_mode=m.rope_mode, dtype=m.dtype, max_channels=m.max_channels,
       dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
@@ -71,8 +81,24 @@ def input_stats(config, sources) -> list[dict] | None:
   """Per-source channel statistics of the training split, when the normalization needs them."""
   if config.data.normalization != "standardize":
     return None
-  return [input_pipeline.channel_stats(input_pipeline.load_source(
-      s, config.data.train_split, config.data.data_dir)) for s in sources]
+  stats_fn = (speech_pipeline.channel_stats if config.task in SPEECH_TASKS
+              else input_pipeline.channel_stats)
+  return [stats_fn(input_pipeline.load_source(s, config.data.train_split, config.data.data_dir))
+          for s in sources]
+
+
+def dataset_fn(config, sources, batch_size: int, stats):
+  """`make_ds(split, *, seed, train)` for the task: whole utterances for speech, else windows."""
+  d = config.data
+  if config.task in SPEECH_TASKS:
+    return functools.partial(
+        speech_pipeline.make_dataset, sources, data_dir=d.data_dir, batch_size=batch_size,
+        task=SPEECH_TASKS[config.task], normalization=d.normalization, stats=stats,
+        max_len=d.get("max_len", 0), bucket=d.get("bucket", speech_pipeline.DEFAULT_BUCKET))
+  return functools.partial(
+      input_pipeline.make_dataset, sources, data_dir=d.data_dir, batch_size=batch_size,
+      normalization=d.normalization, num_channels=d.get("num_channels") or None,
+      keep=tuple(d.get("keep", ())), stats=stats)
 
 
 def check_batch(batch: dict[str, np.ndarray], step: int) -> None:
@@ -88,18 +114,26 @@ def check_batch(batch: dict[str, np.ndarray], step: int) -> None:
 
 
 def init_state(model_cfg, mesh, tx, seed: int, init_params=None):
-  """Params born sharded from their logical axes, optimizer state, step 0; plus graphdef."""
+  """Params born sharded from their logical axes, optimizer state, step 0; plus graphdef.
+
+  A model with BatchNorm (the speech model) also gets `state["batch_stats"]`; TinyMyo has none,
+  and its state has no such key.
+  """
   with nnx.use_eager_sharding(False):
-    abstract_model = nnx.eval_shape(lambda: TinyMyo(model_cfg, rngs=nnx.Rngs(0)))
-  graphdef, abstract_state = nnx.split(abstract_model)
-  specs = nnx.to_pure_dict(sharding.logical_partition_specs(abstract_state))
-  param_shardings = sharding.named_shardings(mesh, specs)
+    abstract_model = nnx.eval_shape(lambda: factory.build(model_cfg, rngs=nnx.Rngs(0)))
+  graphdef, abstract_params, abstract_stats = nnx.split(abstract_model, nnx.Param, nnx.BatchStat)
+  param_shardings, stats_shardings = (
+      sharding.named_shardings(mesh, nnx.to_pure_dict(sharding.logical_partition_specs(s)))
+      for s in (abstract_params, abstract_stats))
 
-  def fresh_params(key):
+  def fresh_state(key):
     with nnx.use_eager_sharding(False):
-      return nnx.to_pure_dict(nnx.state(TinyMyo(model_cfg, rngs=nnx.Rngs(key))))
+      model = factory.build(model_cfg, rngs=nnx.Rngs(key))
+    return (nnx.to_pure_dict(nnx.state(model, nnx.Param)),
+            nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
 
-  params = jax.jit(fresh_params, out_shardings=param_shardings)(jax.random.key(seed))
+  params, stats = jax.jit(fresh_state, out_shardings=(param_shardings, stats_shardings))(
+      jax.random.key(seed))
   if init_params is not None:
     params = init_params(params, param_shardings)
   replicated = NamedSharding(mesh, P())
@@ -111,7 +145,14 @@ def init_state(model_cfg, mesh, tx, seed: int, init_params=None):
   opt_state = jax.jit(tx.init, out_shardings=opt_shardings)(params)
   state = {"params": params, "opt_state": opt_state,
            "step": jax.device_put(jnp.zeros((), jnp.int32), replicated)}
+  if stats:
+    state["batch_stats"] = stats
   return graphdef, state
+
+
+def saved_state(state):
+  """What checkpoints store as `params`: the params plus any batch statistics, one tree."""
+  return factory.merge_stats(state["params"], state.get("batch_stats"))
 
 
 def abstract_of(tree):
@@ -154,28 +195,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # --- data
   sources = data_sources(config)
-  keep = tuple(config.data.get("keep", ()))
   stats = input_stats(config, sources)
-  make_ds = functools.partial(
-      input_pipeline.make_dataset, sources, data_dir=config.data.data_dir,
-      batch_size=per_process_batch, normalization=config.data.normalization,
-      num_channels=config.data.get("num_channels") or None, keep=keep, stats=stats)
+  make_ds = dataset_fn(config, sources, per_process_batch, stats)
   train_iter = iter(make_ds(config.data.train_split, seed=config.seed, train=True))
 
   # --- resume
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                     max_to_keep=config.max_to_keep)
-  restored = ckpt.restore_latest(abstract_of(state["params"]), abstract_of(state["opt_state"]),
-                                 train_iter)
+  restored = ckpt.restore_latest(abstract_of(saved_state(state)),
+                                 abstract_of(state["opt_state"]), train_iter)
   if restored is not None:
-    step0, params, opt_state, meta = restored
+    step0, saved, opt_state, meta = restored
     saved_model = checkpointing.model_config_from_json(meta["model"])
     if saved_model != model_cfg:
       raise checkpointing.CheckpointError(
           f"checkpoint in {ckpt.directory} was written for model {saved_model}, "
           f"the config asks for {model_cfg}")
+    params, batch_stats = factory.split_stats(saved, state.get("batch_stats"))
     state = {"params": params, "opt_state": opt_state,
              "step": jax.device_put(jnp.asarray(step0, jnp.int32), replicated)}
+    if batch_stats:
+      state["batch_stats"] = batch_stats
     tqdm.tqdm.write(f"resumed from step {step0} of {ckpt.directory}")
   step = int(state["step"])
 
@@ -197,7 +237,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         continue  # static shapes: the short last batch is skipped
       check_batch(batch, step)
       m = jax.device_get(eval_step(state["params"], sharding.host_to_global(mesh, batch),
-                                   jax.random.fold_in(eval_key, i)))
+                                   jax.random.fold_in(eval_key, i), state.get("batch_stats")))
       for k, v in m.items():
         totals[k] = totals.get(k, 0.0) + float(v)
       count += 1
@@ -246,14 +286,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if patience:
           if last_eval["loss"] < best_loss:
             best_loss, best_step, evals_since_best = last_eval["loss"], step, 0
-            checkpointing.save_params(os.path.join(workdir, "best"), state["params"], model_cfg,
-                                      step=step, extra_meta=meta, max_to_keep=1)
+            checkpointing.save_params(os.path.join(workdir, "best"), saved_state(state),
+                                      model_cfg, step=step, extra_meta=meta, max_to_keep=1)
           else:
             evals_since_best += 1
         t_last = time.time()  # eval time is not step time
       if step % config.checkpoint_every == 0 or step == config.total_steps:
         jax.block_until_ready(state)
-        ckpt.save(step, params=state["params"], opt_state=state["opt_state"],
+        ckpt.save(step, params=saved_state(state), opt_state=state["opt_state"],
                   data_iter=train_iter, meta=meta)
         t_last = time.time()  # checkpoint time is not step time
       if patience and evals_since_best >= patience:

@@ -279,7 +279,8 @@ def speech_loss(model: SpeechModel, batch, key, train: bool):
   Recognition: `optax.ctc_loss` per utterance divided by its label length, averaged over the
   batch (PyTorch `reduction="mean"`). Utterances whose frames cannot hold their labels (fewer
   than label_len + repeats) are left out of the mean (PyTorch's `zero_infinity`) and counted in
-  `infeasible_fraction`. Synthesis: MSE over the valid frames and all MFCC coefficients.
+  `infeasible_fraction`. Rows with emg_len 0 (padding of an evaluation batch) count nowhere.
+  Synthesis: MSE over the valid frames and all MFCC coefficients.
   """
   emg = jnp.asarray(batch["emg"])
   lengths = jnp.asarray(batch["emg_len"], jnp.int32)
@@ -308,13 +309,14 @@ def speech_loss(model: SpeechModel, batch, key, train: bool):
   per_seq = optax.ctc_loss(out, frame_pad, labels, 1.0 - label_valid.astype(jnp.float32),
                            blank_id=BLANK)
   repeats = jnp.sum((labels[:, 1:] == labels[:, :-1]) & label_valid[:, 1:], axis=1)
-  feasible = (frames >= label_len + repeats).astype(jnp.float32)
+  real = (lengths > 0).astype(jnp.float32)
+  feasible = (frames >= label_len + repeats).astype(jnp.float32) * real
   normalized = per_seq / jnp.maximum(label_len, 1).astype(jnp.float32)
   loss = jnp.sum(normalized * feasible) / jnp.maximum(jnp.sum(feasible), 1.0)
   return loss, {"loss": loss,
                 "ctc_per_utterance": jnp.sum(per_seq * feasible) / jnp.maximum(
                     jnp.sum(feasible), 1.0),
-                "infeasible_fraction": 1.0 - jnp.mean(feasible)}
+                "infeasible_fraction": 1.0 - jnp.sum(feasible) / jnp.maximum(jnp.sum(real), 1.0)}
 
 
 def transcribe(logits_btv, emg_len_b, *, beam: int = 1) -> list[str]:

@@ -1,0 +1,208 @@
+"""grain pipeline for the silent-speech tasks: whole utterances of variable length, bucketed.
+
+Records (`gaddy_silent_speech`): `emg` float32 [C, T] at 1 kHz, `transcript` bytes, `mfcc`
+[F, 26] on a 10 ms hop with 25 ms frames (frame g covers EMG samples [10 g, 10 g + 25)).
+Batches (channels last, as `SpeechModel` takes them):
+  "emg" [B, T_pad, C] float32, zero after "emg_len" [B] int32 valid samples; T_pad is the longest
+    utterance of the batch rounded up to a multiple of `bucket` (one compiled shape per bucket);
+  recognition: "labels" [B, U] int32 character ids (`speech.text_to_ids`) padded with 0 after
+    "label_len" [B]; U = max(T_pad / 16, longest label rounded up to 16);
+  synthesis: "mfcc" [B, T_pad / 8, 26] float32, the corpus MFCCs linearly interpolated onto the
+    model's frame grid (frame f covers samples [8 f, 8 f + 8)), valid for ceil(emg_len / 8) frames.
+Evaluation batches are padded to `batch_size` rows with empty utterances (emg_len 0), which the
+loss leaves out. `with_reference=True` adds host-only fields for test evaluation: "transcript"
+(normalized text) and "mfcc_ref" (the corpus MFCCs), object arrays.
+Training crops synthesis utterances longer than `max_len` to a random `max_len` segment (its MFCC
+frames cropped alike); recognition utterances are never cropped (the text would no longer match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grain
+import numpy as np
+
+from tinymyo_jax import input_pipeline
+from tinymyo_jax.models import speech
+
+DEFAULT_BUCKET = 1000  # samples: 1 s at 1 kHz
+NORMALIZATIONS = ("standardize", "none")
+MFCC_GRID = (10, 25)  # (hop, frame) of the corpus MFCCs in EMG samples at 1 kHz
+
+
+def channel_stats(records, max_utterances: int = 512, seed: int = 0) -> dict[str, list[float]]:
+  """Per-channel mean and std over every sample of (a seeded sample of) the utterances."""
+  n = len(records)
+  if n == 0:
+    raise ValueError("cannot compute channel statistics of an empty split")
+  idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_utterances])
+  total = total_sq = count = 0.0
+  for i in idx:
+    x = np.asarray(records[int(i)]["emg"], np.float64)
+    total = total + x.sum(axis=1)
+    total_sq = total_sq + (x * x).sum(axis=1)
+    count += x.shape[1]
+  mean = total / count
+  std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+  return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def mfcc_grid(metadata: dict) -> tuple[int, int]:
+  """(hop, frame) of the corpus MFCCs in EMG samples, from the builder's metadata."""
+  rate = metadata.get("sample_rate_hz")
+  if not rate or "mfcc_hop_s" not in metadata:
+    return MFCC_GRID
+  return (int(round(metadata["mfcc_hop_s"] * rate)), int(round(metadata["mfcc_frame_s"] * rate)))
+
+
+def to_model_frames(mfcc_f26: np.ndarray, num_frames: int, grid=MFCC_GRID) -> np.ndarray:
+  """Corpus MFCC frames -> `num_frames` frames on the model's grid (centre-aligned, linear).
+
+  Model frame f is centred on sample 8 f + 3.5, corpus frame g on hop g + (frame - 1) / 2; frames
+  outside the corpus span take the nearest corpus frame.
+  """
+  hop, frame = grid
+  pos = (speech.DOWNSAMPLE * np.arange(num_frames) + (speech.DOWNSAMPLE - 1) / 2
+         - (frame - 1) / 2) / hop
+  return _interp_rows(np.asarray(mfcc_f26, np.float32), pos)
+
+
+def to_corpus_frames(frames_f26: np.ndarray, num_corpus_frames: int, grid=MFCC_GRID) -> np.ndarray:
+  """Inverse of `to_model_frames`: model-grid frames -> the corpus's 10 ms MFCC grid."""
+  hop, frame = grid
+  pos = (hop * np.arange(num_corpus_frames) + (frame - 1) / 2
+         - (speech.DOWNSAMPLE - 1) / 2) / speech.DOWNSAMPLE
+  return _interp_rows(np.asarray(frames_f26, np.float32), pos)
+
+
+def _interp_rows(rows_fd: np.ndarray, pos: np.ndarray) -> np.ndarray:
+  pos = np.clip(pos, 0.0, rows_fd.shape[0] - 1)
+  lo = np.floor(pos).astype(np.int64)
+  hi = np.minimum(lo + 1, rows_fd.shape[0] - 1)
+  w = (pos - lo).astype(np.float32)[:, None]
+  return (rows_fd[lo] * (1.0 - w) + rows_fd[hi] * w).astype(np.float32)
+
+
+class PrepareUtterance(grain.transforms.RandomMap):
+  """Record -> {"emg" [T, C] standardized, "emg_len", "labels" | "mfcc", references}."""
+
+  def __init__(self, task: str, normalization: str, stats: dict | None, *, max_len: int,
+               train: bool, grid=MFCC_GRID, with_reference: bool = False):
+    if task not in speech.TASKS:
+      raise ValueError(f"unknown speech task {task!r}; expected one of {speech.TASKS}")
+    if normalization not in NORMALIZATIONS:
+      raise ValueError(f"speech normalization must be one of {NORMALIZATIONS}, got "
+                       f"{normalization!r}")
+    if normalization == "standardize" and not stats:
+      raise ValueError("normalization 'standardize' needs channel statistics (mean, std)")
+    if max_len < 0 or max_len % speech.DOWNSAMPLE:
+      raise ValueError(f"max_len must be 0 (no cropping) or a positive multiple of "
+                       f"{speech.DOWNSAMPLE}, got {max_len}")
+    self.task, self.train, self.max_len, self.grid = task, train, max_len, grid
+    self.with_reference = with_reference
+    self.stats = stats and (np.asarray(stats["mean"], np.float32),
+                            np.asarray(stats["std"], np.float32))
+
+  def random_map(self, record, rng: np.random.Generator):
+    x = np.asarray(record["emg"], np.float32)
+    if self.stats:
+      if x.shape[0] != self.stats[0].shape[0]:
+        raise ValueError(f"utterance has {x.shape[0]} EMG channels, the statistics "
+                         f"{self.stats[0].shape[0]}")
+      x = input_pipeline.standardize(x, *self.stats)
+    x = np.ascontiguousarray(x.T)  # [T, C]
+    out = {}
+    if self.task == "recognition":
+      text = record["transcript"]
+      text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+      out["labels"] = np.asarray(speech.text_to_ids(text), np.int32)
+      if self.with_reference:
+        out["transcript"] = speech.normalize_text(text)
+    else:
+      mfcc = np.asarray(record["mfcc"], np.float32)
+      out["mfcc"] = to_model_frames(mfcc, speech.output_length(x.shape[0]), self.grid)
+      if self.with_reference:
+        out["mfcc_ref"] = mfcc
+      if self.train and self.max_len and x.shape[0] > self.max_len:
+        start = speech.DOWNSAMPLE * int(rng.integers(
+            0, (x.shape[0] - self.max_len) // speech.DOWNSAMPLE + 1))
+        x = x[start:start + self.max_len]
+        first = start // speech.DOWNSAMPLE
+        out["mfcc"] = out["mfcc"][first:first + self.max_len // speech.DOWNSAMPLE]
+    out["emg"] = x
+    return out
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def collate(examples: Sequence[dict], *, bucket: int, rows: int | None = None) -> dict:
+  """Pads a list of prepared utterances into one batch (see the module doc); `rows` pads the
+  batch itself with empty utterances up to that many rows."""
+  n = len(examples)
+  rows = max(rows or n, n)
+  lengths = [e["emg"].shape[0] for e in examples]
+  t_pad = _round_up(max(lengths), bucket)
+  channels = examples[0]["emg"].shape[1]
+  emg = np.zeros((rows, t_pad, channels), np.float32)
+  for i, e in enumerate(examples):
+    emg[i, :lengths[i]] = e["emg"]
+  batch = {"emg": emg, "emg_len": np.array(lengths + [0] * (rows - n), np.int32)}
+  if "labels" in examples[0]:
+    label_lens = [len(e["labels"]) for e in examples]
+    u = max(speech.output_length(t_pad) // 2, _round_up(max(label_lens + [1]), 16))
+    labels = np.zeros((rows, u), np.int32)
+    for i, e in enumerate(examples):
+      labels[i, :label_lens[i]] = e["labels"]
+    batch.update(labels=labels, label_len=np.array(label_lens + [0] * (rows - n), np.int32))
+  if "mfcc" in examples[0]:
+    mfcc = np.zeros((rows, speech.output_length(t_pad), examples[0]["mfcc"].shape[1]), np.float32)
+    for i, e in enumerate(examples):
+      frames = min(len(e["mfcc"]), mfcc.shape[1])
+      mfcc[i, :frames] = e["mfcc"][:frames]
+    batch["mfcc"] = mfcc
+  for key in ("transcript", "mfcc_ref"):
+    if key in examples[0]:
+      column = np.empty(rows, dtype=object)
+      column[:n] = [e[key] for e in examples]
+      batch[key] = column
+  return batch
+
+
+def make_dataset(sources: Sequence[input_pipeline.Source], split: str, *, data_dir: str,
+                 batch_size: int, seed: int, train: bool, task: str,
+                 normalization: str = "standardize", stats: Sequence[dict] | None = None,
+                 max_len: int = 0, bucket: int = DEFAULT_BUCKET, records=None,
+                 with_reference: bool = False) -> grain.IterDataset:
+  """Batched utterance pipeline over one speech corpus.
+
+  train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, every
+  batch padded to `batch_size` rows (empty rows have emg_len 0). `batch_size` is per process.
+  `stats` holds one dict (from `channel_stats` on the training split) for 'standardize'.
+  """
+  if len(sources) != 1:
+    raise ValueError(f"speech tasks read exactly one corpus, got {len(sources)} sources")
+  if bucket < speech.DOWNSAMPLE or bucket % speech.DOWNSAMPLE:
+    raise ValueError(f"bucket must be a positive multiple of {speech.DOWNSAMPLE} samples, got "
+                     f"{bucket}")
+  source = sources[0]
+  recs = records[0] if records is not None else input_pipeline.load_source(source, split,
+                                                                           data_dir)
+  if len(recs) == 0:
+    raise ValueError(f"split {split!r} of {source.name} is empty")
+  grid = MFCC_GRID if records is not None else mfcc_grid(
+      input_pipeline.source_metadata(source, data_dir))
+  ds = input_pipeline.process_slice(grain.MapDataset.source(recs))
+  if train:
+    ds = ds.shuffle(seed=seed).repeat(None)
+  prepare = PrepareUtterance(task, normalization, stats[0] if stats else None, max_len=max_len,
+                             train=train, grid=grid, with_reference=with_reference)
+  ds = ds.random_map(prepare, seed=seed)
+  rows = None if train else batch_size
+
+  def batch_fn(examples):
+    return collate(examples, bucket=bucket, rows=rows)
+
+  return ds.batch(batch_size, drop_remainder=train, batch_fn=batch_fn).to_iter_dataset()
