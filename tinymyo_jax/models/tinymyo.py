@@ -121,7 +121,9 @@ class TinyMyo(nnx.Module):
     """Latent tokens [B, C*S, D] after the final LayerNorm. mask_bn: True = masked token."""
     self.check_input(x_bct)
     num_channels = x_bct.shape[1]
-    x = self.embed(x_bct)
+    # The residual stream stays fp32 under bf16 compute (as with torch.autocast): only the
+    # branches' matmuls run in bf16, so rounding does not pile up over the blocks.
+    x = self.embed(x_bct).astype(jnp.float32)
     if mask_bn is not None:
       x = jnp.where(mask_bn[..., None], self.mask_token[...].astype(x.dtype), x)
     for block in self.blocks:

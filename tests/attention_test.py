@@ -1,0 +1,58 @@
+"""Blocked attention: same values and gradients as one-block attention, group-size rule, dropout."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tinymyo_jax.models import layers
+
+
+def _qkv(b=6, h=3, n=40, d=16, seed=0):
+  keys = jax.random.split(jax.random.key(seed), 3)
+  return tuple(jax.random.normal(k, (b, h, n, d)) for k in keys)
+
+
+def _reference(q, k, v):
+  logits = jnp.einsum("bhnd,bhmd->bhnm", q, k) / np.sqrt(q.shape[-1])
+  return jnp.einsum("bhnm,bhmd->bnhd", jax.nn.softmax(logits, axis=-1), v)
+
+
+@pytest.mark.parametrize("group", [1, 2, 3, 6])
+def test_blocked_matches_plain_attention_values_and_grads(group):
+  q, k, v = _qkv()
+  out = layers.blocked_attention(q, k, v, group=group)
+  assert out.shape == (6, 40, 3, 16)
+  np.testing.assert_allclose(out, _reference(q, k, v), atol=2e-6)
+  w = jax.random.normal(jax.random.key(9), out.shape)
+  grads = jax.grad(lambda *a: jnp.sum(layers.blocked_attention(*a, group=group) * w),
+                   argnums=(0, 1, 2))(q, k, v)
+  ref = jax.grad(lambda *a: jnp.sum(_reference(*a) * w), argnums=(0, 1, 2))(q, k, v)
+  for g, r in zip(grads, ref):
+    np.testing.assert_allclose(g, r, atol=2e-5)
+
+
+@pytest.mark.parametrize("batch,devices,per_device,expected", [
+    (64, 1, 2, 2), (64, 8, 2, 16), (7, 1, 2, 7), (1, 1, 2, 1), (12, 1, 5, 6), (4, 8, 2, 4)])
+def test_group_size_is_a_divisor_covering_every_device(batch, devices, per_device, expected):
+  assert layers.attention_group_size(batch, devices, per_device) == expected
+
+
+def test_dropout_is_deterministic_per_key_and_drops_the_asked_share():
+  q, k, v = _qkv(b=4, n=64)
+  a = layers.blocked_attention(q, k, v, group=2, drop_rate=0.5, key=jax.random.key(1))
+  b = layers.blocked_attention(q, k, v, group=2, drop_rate=0.5, key=jax.random.key(1))
+  c = layers.blocked_attention(q, k, v, group=2, drop_rate=0.5, key=jax.random.key(2))
+  np.testing.assert_array_equal(a, b)
+  assert float(jnp.abs(a - c).max()) > 1e-2
+  # Steps draw different masks: the two halves of the batch are not dropped alike.
+  same = jnp.concatenate([q[:2], q[:2]]), jnp.concatenate([k[:2], k[:2]]), jnp.concatenate(
+      [v[:2], v[:2]])
+  d = layers.blocked_attention(*same, group=2, drop_rate=0.5, key=jax.random.key(1))
+  assert float(jnp.abs(d[:2] - d[2:]).max()) > 1e-2
+  # With v = 1 each output is the sum of the kept, rescaled probabilities: mean 1.
+  ones = layers.blocked_attention(q, k, jnp.ones_like(v), group=2, drop_rate=0.5,
+                                  key=jax.random.key(3))
+  assert abs(float(ones.mean()) - 1.0) < 0.05
