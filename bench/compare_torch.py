@@ -9,7 +9,8 @@ the parent then asks the workers in turn (A, B, A, B, ...) to time one repetitio
 load drifts hit every framework alike. Each repetition also measures the ceiling: a 2048^3
 matmul in fp32 and bf16, in both frameworks (the best of the two counts). Figures: median
 examples/s over the repetitions, ratio to PyTorch eager, and achieved model FLOP/s as a fraction
-of the ceiling of the compute dtype. Model FLOPs are counted analytically (`bench/flops.py`).
+of the ceiling of its compute dtype (`--torch_dtype` may differ from `--dtype`). Model FLOPs
+are counted analytically (`bench/flops.py`).
 
 Training step = the pretraining objective on both sides: a random 50% patch mask per example,
 forward with dropouts, SmoothL1(masked) + 0.1 SmoothL1(visible), backward, global-norm clip 3,
@@ -219,6 +220,8 @@ class Worker:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name]
     for k in ("tasks", "train_batch", "dtype", "variant", "rope_mode", "channels", "samples"):
       cmd += [f"--{k}", str(getattr(args, k))]
+    if name.startswith("torch") and args.torch_dtype:
+      cmd[cmd.index("--dtype") + 1] = args.torch_dtype
     env = dict(os.environ, PYTHONPATH=ROOT)
     if name == "jax" and args.xla_flags:
       env["XLA_FLAGS"] = args.xla_flags
@@ -286,6 +289,10 @@ def summarize(results, args, setup) -> dict:
   ceiling_by = {d: {n: float(np.median([v for m, v in vals if m == n]))
                     for n in {m for m, _ in vals}} for d, vals in results["ceiling"].items()}
   rows = []
+
+  def dtype_of(name):
+    return args.torch_dtype or args.dtype if name.startswith("torch") else args.dtype
+
   for task, per in results["tasks"].items():
     batch = args.train_batch if task == "train" else TASKS[task][1]
     model_flops = flops_lib.model_flops_per_example(
@@ -302,11 +309,12 @@ def summarize(results, args, setup) -> dict:
           "min_max_examples_per_s": [round(batch / max(secs), 2), round(batch / min(secs), 2)],
           "vs_torch_eager": base_eps and round(eps / base_eps, 3),
           "model_gflop_per_s": round(eps * model_flops / 1e9, 1),
-          "fraction_of_ceiling": round(eps * model_flops / 1e9 / ceiling[args.dtype], 3)})
+          "fraction_of_ceiling": round(eps * model_flops / 1e9 / ceiling[dtype_of(name)], 3)})
   import jax
   import torch
   return {
-      "dtype": args.dtype, "variant": args.variant, "input": f"{args.channels}x{args.samples}",
+      "dtype": args.dtype, "torch_dtype": args.torch_dtype or args.dtype,
+      "variant": args.variant, "input": f"{args.channels}x{args.samples}",
       "rope_mode": args.rope_mode, "reps": args.reps, "xla_flags": args.xla_flags,
       "omp_wait_policy": args.omp_wait_policy,
       "ceiling_gflop_per_s": {d: round(v, 1) for d, v in ceiling.items()},
@@ -319,7 +327,8 @@ def summarize(results, args, setup) -> dict:
 
 
 def print_table(summary) -> None:
-  print(f"\n{summary['variant']} {summary['input']} {summary['dtype']}  ceiling GFLOP/s "
+  print(f"\n{summary['variant']} {summary['input']} JAX {summary['dtype']}, PyTorch "
+        f"{summary['torch_dtype']}  ceiling GFLOP/s "
         f"{summary['ceiling_gflop_per_s']}  load {summary['loadavg_1_5_15']}")
   print(f"{'task':8} {'framework':14} {'batch':>5} {'ex/s':>8} {'vs eager':>9} "
         f"{'GFLOP/s':>8} {'ceiling':>8}")
@@ -340,6 +349,8 @@ def main():
   p.add_argument("--train_batch", type=int, default=16)
   p.add_argument("--reps", type=int, default=5)
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  p.add_argument("--torch_dtype", default="", choices=("", "float32", "bfloat16"),
+                 help="compute dtype of the PyTorch workers (default: --dtype)")
   p.add_argument("--variant", default="tiny", choices=sorted(flops_lib.VARIANTS))
   p.add_argument("--rope_mode", default="released")
   p.add_argument("--channels", type=int, default=16)

@@ -56,3 +56,15 @@ def test_dropout_is_deterministic_per_key_and_drops_the_asked_share():
   ones = layers.blocked_attention(q, k, jnp.ones_like(v), group=2, drop_rate=0.5,
                                   key=jax.random.key(3))
   assert abs(float(ones.mean()) - 1.0) < 0.05
+
+
+def test_inference_batch_loop_gives_the_one_call_values():
+  from tinymyo_jax.models.tinymyo import create_model, decode_variant
+  model = create_model(decode_variant("test"))
+  x = jax.random.normal(jax.random.key(4), (6, 8, 200))
+  mask = jax.random.bernoulli(jax.random.key(5), 0.5, (6, 80))
+  assert layers.attention_group_size(6, jax.device_count()) < 6  # the loop really runs
+  looped = model(x, mask)
+  single = jnp.concatenate([model(x[i:i + 1], mask[i:i + 1]) for i in range(6)])
+  assert looped.shape == (6, 80, 20)
+  np.testing.assert_allclose(looped, single, atol=1e-5)

@@ -98,7 +98,8 @@ class DropPath(nnx.Module):
     return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
-# Examples per device that one step of the blocked attention loop handles. The [H, N, N]
+# Examples per device that one step of the blocked attention loop (and of the inference
+# batch loop in `TinyMyo.encode`) handles. The [H, N, N]
 # logits of one 16x1000 window are 7.7 MB in fp32: a step's logits stay in cache instead of
 # streaming a [B, H, N, N] array (hundreds of MB) through memory several times (see BENCHMARKS.md).
 ATTENTION_EXAMPLES_PER_STEP = 2
@@ -142,18 +143,37 @@ def blocked_attention(q_bhnd, k_bhnd, v_bhnd, *, group: int, drop_rate: float = 
   if steps == 1:
     return softmax_attention(q_bhnd, k_bhnd, v_bhnd, drop_rate=drop_rate, key=key)
 
-  def to_steps(x):  # [B, ...] -> [S, G, ...]
-    return jnp.swapaxes(x.reshape(group, steps, *x.shape[1:]), 0, 1)
-
   @jax.checkpoint
   def step(_, xs):
     q, k, v, i = xs
     step_key = None if key is None else jax.random.fold_in(key, i)
     return None, softmax_attention(q, k, v, drop_rate=drop_rate, key=step_key)
 
-  xs = (to_steps(q_bhnd), to_steps(k_bhnd), to_steps(v_bhnd), jnp.arange(steps))
+  xs = batch_to_steps((q_bhnd, k_bhnd, v_bhnd), group) + (jnp.arange(steps),)
   _, out = jax.lax.scan(step, None, xs)  # [S, G, N, H, Dh]
-  return jnp.swapaxes(out, 0, 1).reshape(b, *out.shape[2:])
+  return steps_to_batch(out)
+
+
+def batch_to_steps(tree, group: int):
+  """[B, ...] -> [B/group, group, ...] with example b = g*S + s at [s, g]: contiguous blocks of
+  the batch (one per device under data parallelism) stay on the un-looped `group` axis."""
+  def split(x):
+    return jnp.swapaxes(x.reshape(group, x.shape[0] // group, *x.shape[1:]), 0, 1)
+  return jax.tree.map(split, tree)
+
+
+def steps_to_batch(tree):
+  """Inverse of `batch_to_steps`."""
+  return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:]), tree)
+
+
+def map_over_batch(fn, tree, group: int):
+  """fn over the batch in sequential steps of `group` examples (`jax.lax.map`), so each step's
+  intermediates stay cache-sized; one call when the batch is a single group."""
+  batch = jax.tree.leaves(tree)[0].shape[0]
+  if group >= batch:
+    return fn(tree)
+  return steps_to_batch(jax.lax.map(fn, batch_to_steps(tree, group)))
 
 
 class Attention(nnx.Module):
