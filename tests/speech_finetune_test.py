@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
+import optax
 import pytest
 import tensorflow_datasets as tfds
 
 from configs import finetune as finetune_configs
 from data_builders import registry
 from tests.conftest import REPO
-from tinymyo_jax import checkpointing, finetune, speech_pipeline
-from tinymyo_jax.models import speech
+from tinymyo_jax import checkpointing, finetune, sharding, speech_pipeline, train
+from tinymyo_jax.models import factory, speech
+from tinymyo_jax.models.tinymyo import decode_variant
 
 GADDY = "gaddy_silent_speech"
 
@@ -151,3 +154,54 @@ def test_pipeline_rejects_bad_settings(data_dir):
     speech_pipeline.make_dataset(source, "train", normalization="minmax", **kw)
   with pytest.raises(ValueError, match="bucket must be a positive multiple of 8 samples, got 100"):
     speech_pipeline.make_dataset(source, "train", normalization="none", bucket=100, **kw)
+
+
+# ----------------------------------------------------------------------------- state, configs
+
+
+def test_model_configs_round_trip_through_checkpoint_json():
+  speech_cfg = speech.SpeechConfig.from_variant("test", "synthesis", rope_mode="time")
+  data = checkpointing.model_config_to_json(speech_cfg)
+  assert data["model_type"] == "speech"
+  assert checkpointing.model_config_from_json(data) == speech_cfg
+  tiny_cfg = decode_variant("test", head="classification", num_outputs=6)
+  data = checkpointing.model_config_to_json(tiny_cfg)
+  assert "model_type" not in data  # TinyMyo checkpoints look as they always did
+  assert checkpointing.model_config_from_json(data) == tiny_cfg
+  with pytest.raises(checkpointing.CheckpointError, match="unknown model_type 'rnn'"):
+    checkpointing.model_config_from_json(dict(data, model_type="rnn"))
+  with pytest.raises(checkpointing.CheckpointError, match=r"unknown fields \['bogus'\]"):
+    checkpointing.model_config_from_json(dict(data, bogus=1))
+
+
+def test_speech_state_saves_restores_and_loads_with_batch_stats(tmp_path):
+  cfg = speech.SpeechConfig.from_variant("test", "recognition")
+  mesh = sharding.make_mesh(-1, 1)
+  tx = optax.adamw(1e-3)
+  _, state = train.init_state(cfg, mesh, tx, seed=0)
+  assert sorted(state) == ["batch_stats", "opt_state", "params", "step"]
+  assert "mean" not in state["params"]["front"][0]["first"]["bn"]
+  assert sorted(state["batch_stats"]["front"][0]["first"]["bn"]) == ["mean", "var"]
+  # Moments only for the params: batch statistics are not optimized.
+  assert len(jax.tree.leaves(state["opt_state"])) == 2 * len(jax.tree.leaves(state["params"])) + 1
+  stats = jax.tree.map(lambda x: x + 0.5, state["batch_stats"])
+  state = dict(state, batch_stats=stats)
+  ckpt = checkpointing.Checkpointer(str(tmp_path / "ckpt"))
+  ckpt.save(3, params=train.saved_state(state), opt_state=state["opt_state"], data_iter=None,
+            meta={"model": checkpointing.model_config_to_json(cfg)})
+  step, saved, _, _ = ckpt.restore_latest(train.abstract_of(train.saved_state(state)),
+                                          train.abstract_of(state["opt_state"]), None)
+  ckpt.close()
+  params, restored_stats = factory.split_stats(saved, state["batch_stats"])
+  assert step == 3
+  for got, want in ((params, state["params"]), (restored_stats, stats)):
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+  # A params-only read (evaluation) gets a model with these running statistics.
+  loaded, loaded_cfg, _ = checkpointing.load_params(str(tmp_path / "ckpt"))
+  model = factory.create(loaded_cfg, state=loaded)
+  np.testing.assert_array_equal(model.front[1].skip.bn.var[...],
+                                stats["front"][1]["skip"]["bn"]["var"])
+  del loaded["front"]["2"]["second"]["bn"]["mean"]
+  with pytest.raises(ValueError, match="batch statistic front/2/second/bn/mean has shape None"):
+    factory.create(loaded_cfg, state=loaded)
