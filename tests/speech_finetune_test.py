@@ -9,13 +9,14 @@ import numpy as np
 import optax
 import pytest
 import tensorflow_datasets as tfds
+from flax import nnx
 
 from configs import finetune as finetune_configs
 from data_builders import registry
 from tests.conftest import REPO
-from tinymyo_jax import checkpointing, finetune, sharding, speech_pipeline, train
+from tinymyo_jax import checkpointing, finetune, sharding, speech_pipeline, tasks, train
 from tinymyo_jax.models import factory, speech
-from tinymyo_jax.models.tinymyo import decode_variant
+from tinymyo_jax.models.tinymyo import create_model, decode_variant
 
 GADDY = "gaddy_silent_speech"
 
@@ -207,3 +208,33 @@ def test_speech_state_saves_restores_and_loads_with_batch_stats(tmp_path):
   del loaded["front"]["2"]["second"]["bn"]["mean"]
   with pytest.raises(ValueError, match="batch statistic front/2/second/bn/mean has shape None"):
     factory.create(loaded_cfg, state=loaded)
+
+
+def test_pretrained_tinymyo_encoder_initialises_the_speech_model(tmp_path):
+  tiny_cfg = decode_variant("test", rope_mode="released")
+  params = nnx.to_pure_dict(nnx.state(create_model(tiny_cfg, seed=3), nnx.Param))
+  path = str(tmp_path / "pretrained")
+  checkpointing.save_params(path, params, tiny_cfg)
+  cfg = speech.SpeechConfig.from_variant("test", "recognition", rope_mode="released")
+  init_params, rope_mode = finetune.pretrained_encoder(path, cfg)
+  assert rope_mode == "released"
+  _, state = train.init_state(cfg, sharding.make_mesh(-1, 1), optax.adamw(1e-3), seed=0,
+                              init_params=init_params)
+  np.testing.assert_array_equal(state["params"]["blocks"][1]["mlp"]["fc1"]["kernel"],
+                                params["blocks"][1]["mlp"]["fc1"]["kernel"])
+  np.testing.assert_array_equal(state["params"]["norm"]["scale"], params["norm"]["scale"])
+  with pytest.raises(ValueError, match=r"\{'num_layers': \(2, 3\)\}"):
+    finetune.pretrained_encoder(path, speech.SpeechConfig.from_variant("test", num_layers=3))
+
+
+def test_layer_decay_and_freezing_for_speech_parameter_names():
+  params = {"front": {0: {"w": 0.0}}, "w_raw_in": {"kernel": 0.0},
+            "blocks": {0: {"w": 0.0}, 1: {"w": 0.0}}, "norm": {"scale": 0.0},
+            "w_out": {"kernel": 0.0}}
+  scales = tasks.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=False)
+  assert scales["w_out"]["kernel"] == scales["norm"]["scale"] == 1.0
+  assert scales["blocks"][1]["w"] == 0.5 and scales["blocks"][0]["w"] == 0.25
+  assert scales["front"][0]["w"] == scales["w_raw_in"]["kernel"] == 0.125
+  frozen = tasks.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=True)
+  assert frozen["blocks"][0]["w"] == frozen["norm"]["scale"] == 0.0  # pretrained: frozen
+  assert frozen["front"][0]["w"] == frozen["w_raw_in"]["kernel"] == frozen["w_out"]["kernel"] == 1.0
