@@ -6,8 +6,11 @@ axes lives in `tinymyo_jax.sharding`, never here.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 from flax import nnx
 
 ROPE_MODES = ("time", "flat", "released")
@@ -113,6 +116,20 @@ def attention_group_size(batch: int, num_devices: int, per_device: int | None = 
   return next(g for g in range(target, batch + 1) if batch % g == 0)
 
 
+def keep_mask(key, keep: float, shape: tuple[int, ...]) -> jnp.ndarray:
+  """Boolean dropout mask, True with probability `keep` (to 1/65536).
+
+  Each 32-bit random word gives two 16-bit draws: half the random bits of `bernoulli` and no
+  float conversion, ~2x faster on CPU, where the attention-dropout mask ([B, H, N, N] per layer)
+  otherwise costs more than the attention matmuls.
+  """
+  if not shape or shape[-1] % 2:
+    return jax.random.bernoulli(key, keep, shape)
+  words = jax.random.bits(key, (*shape[:-1], shape[-1] // 2), jnp.uint32)
+  draws = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(shape)
+  return draws < jnp.uint16(min(round(keep * 65536), 65535))
+
+
 def softmax_attention(q_bhnd, k_bhnd, v_bhnd, *, drop_rate: float = 0.0, key=None):
   """softmax(q k^T / sqrt(Dh)) v for [G, H, N, Dh] inputs; logits and softmax in fp32.
 
@@ -124,7 +141,7 @@ def softmax_attention(q_bhnd, k_bhnd, v_bhnd, *, drop_rate: float = 0.0, key=Non
                       preferred_element_type=jnp.float32)
   probs = jax.nn.softmax(logits, axis=-1)
   if drop_rate > 0.0:
-    keep = jax.random.bernoulli(key, 1.0 - drop_rate, probs.shape)
+    keep = checkpoint_name(keep_mask(key, 1.0 - drop_rate, probs.shape), "attention_keep")
     probs = jnp.where(keep, probs / (1.0 - drop_rate), 0.0)
   return jnp.einsum("ghnm,ghmd->gnhd", probs.astype(v_bhnd.dtype), v_bhnd)
 
@@ -143,7 +160,10 @@ def blocked_attention(q_bhnd, k_bhnd, v_bhnd, *, group: int, drop_rate: float = 
   if steps == 1:
     return softmax_attention(q_bhnd, k_bhnd, v_bhnd, drop_rate=drop_rate, key=key)
 
-  @jax.checkpoint
+  # Recompute logits and softmax in the backward pass, but keep the dropout mask (1 byte per
+  # logit) rather than drawing it again.
+  @functools.partial(jax.checkpoint,
+                     policy=jax.checkpoint_policies.save_only_these_names("attention_keep"))
   def step(_, xs):
     q, k, v, i = xs
     step_key = None if key is None else jax.random.fold_in(key, i)
