@@ -130,6 +130,14 @@ def keep_mask(key, keep: float, shape: tuple[int, ...]) -> jnp.ndarray:
   return draws < jnp.uint16(min(round(keep * 65536), 65535))
 
 
+def batch_group(batch: int) -> int:
+  """Examples per step of the batch loops on this backend: on CPU a few per device (cache
+  reuse); accelerators take the whole batch in one step (their parallelism needs it)."""
+  if jax.default_backend() != "cpu":
+    return batch
+  return attention_group_size(batch, jax.device_count())
+
+
 def softmax_attention(q_bhnd, k_bhnd, v_bhnd, *, drop_rate: float = 0.0, key=None):
   """softmax(q k^T / sqrt(Dh)) v for [G, H, N, Dh] inputs; logits and softmax in fp32.
 
@@ -219,7 +227,7 @@ class Attention(nnx.Module):
     drop_rate = 0.0 if deterministic else self.attn_drop.rate
     key = rngs.dropout() if drop_rate > 0.0 else None
     q, k, v = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))  # [B, H, N, Dh]
-    out = blocked_attention(q, k, v, group=attention_group_size(b, jax.device_count()),
+    out = blocked_attention(q, k, v, group=batch_group(b),
                             drop_rate=drop_rate, key=key).reshape(b, n, d)
     return self.proj_drop(self.proj(out), deterministic=deterministic, rngs=rngs)
 

@@ -127,7 +127,7 @@ class TinyMyo(nnx.Module):
     """
     self.check_input(x_bct)
     batch = x_bct.shape[0]
-    group = layers.attention_group_size(batch, jax.device_count())
+    group = layers.batch_group(batch)
     if group >= batch:
       return self._encode(x_bct, mask_bn, deterministic=deterministic, rngs=rngs)
     keys = None if deterministic or rngs is None else jax.random.split(rngs.dropout(), batch)
