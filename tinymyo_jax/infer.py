@@ -89,8 +89,9 @@ class Classifier:
 
   def __init__(self, ckpt: str, *, batch_size: int = 32):
     params, config, meta = checkpointing.load_params(ckpt)
-    if config.head != "classification":
-      raise InferenceError(f"checkpoint {ckpt} has a {config.head!r} head; streaming inference "
+    head = getattr(config, "head", type(config).__name__)  # speech checkpoints have no `head`
+    if head != "classification":
+      raise InferenceError(f"checkpoint {ckpt} has a {head!r} model; streaming inference "
                            "needs a fine-tuned classification checkpoint")
     self.spec = DataSpec.from_meta(meta, ckpt)
     if len(self.spec.class_names) != config.num_outputs:
