@@ -68,3 +68,37 @@ def test_inference_batch_loop_gives_the_one_call_values():
   single = jnp.concatenate([model(x[i:i + 1], mask[i:i + 1]) for i in range(6)])
   assert looped.shape == (6, 80, 20)
   np.testing.assert_allclose(looped, single, atol=1e-5)
+
+
+LOOP_ON_MESH = """
+import json
+import jax, jax.numpy as jnp, numpy as np
+from flax import nnx
+from tinymyo_jax import sharding
+from tinymyo_jax.models import layers
+from tinymyo_jax.models.tinymyo import create_model, decode_variant
+model = create_model(decode_variant("test"))
+graphdef, params = nnx.split(model)
+x = jax.random.normal(jax.random.key(0), (64, 8, 200))
+mesh = sharding.make_mesh(8, 1)  # the trainer's mesh: 8-way data parallel
+xs = sharding.host_to_global(mesh, {"emg": np.asarray(x)})["emg"]
+fwd = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
+out = fwd(params, xs)
+hlo = fwd.lower(params, xs).compile().as_text()
+ref = jnp.concatenate([model(x[i:i + 8]) for i in range(0, 64, 8)])
+print("RESULT" + json.dumps(dict(group=layers.batch_group(64), diff=float(jnp.abs(out - ref).max()),
+      spec=str(out.sharding.spec), gathers=hlo.count("all-gather"))))
+"""
+
+
+def test_batch_loop_on_an_8_device_mesh_keeps_values_and_sharding():
+  import json
+
+  from tests.conftest import run_python
+  proc = run_python(["-c", LOOP_ON_MESH],
+                    env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  result = json.loads(proc.stdout.split("RESULT", 1)[1])
+  assert result["group"] == 16  # 2 examples per device per step: 4 steps over the batch
+  assert result["diff"] < 1e-5
+  assert "data" in result["spec"], result
+  assert result["gathers"] == 0
