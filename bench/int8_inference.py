@@ -1,6 +1,6 @@
 """Host latency of the generated INT8 C (one core) vs onnxruntime fp32 and INT8 (QDQ).
 
-  python bench/int8_inference.py --ckpt CKPT_DIR [--work /tmp/gap9_bench] [--repeat 5]
+  python bench/int8_inference.py --ckpt CKPT_DIR [--data_dir TFDS_DIR] [--work DIR] [--repeat 5]
 
 Steps: PTQ on real UCI windows -> generated C built with gcc -O2 -> bit-exact check of its
 logits against the integer reference on `--check` windows -> timings. The fp32 ONNX comes from
@@ -60,19 +60,21 @@ def time_ort(path: Path, x: np.ndarray, repeat: int) -> float:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--ckpt", required=True)
+  parser.add_argument("--data_dir", help="built TFDS dir with uci_emg (else the shared zip)")
   parser.add_argument("--work", default="/tmp/gap9_bench")
   parser.add_argument("--calib", type=int, default=64)
   parser.add_argument("--check", type=int, default=2)
   parser.add_argument("--repeat", type=int, default=5)
+  parser.add_argument("--recipe", default="per_channel+percentile", choices=sorted(q.RECIPES))
   parser.add_argument("--skip_onnx", action="store_true")
   args = parser.parse_args(argv)
   from export.gap9.model_io import load_checkpoint
   work = Path(args.work)
   work.mkdir(parents=True, exist_ok=True)
-  params, config = load_checkpoint(args.ckpt)
-  x_cal, _ = load_windows("train", limit=args.calib)
-  x_test, _ = load_windows("test", limit=max(args.check, 1))
-  qm = q.quantize(params, config, x_cal)
+  params, config, spec = load_checkpoint(args.ckpt)
+  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
+  x_test, _ = load_windows("test", data_dir=args.data_dir, limit=max(args.check, 1), spec=spec)
+  qm = q.quantize(params, config, x_cal, q.RECIPES[args.recipe])
   plan = codegen.generate(qm, work / "net")
   binary = codegen.compile_host(work / "net")
   x_q = ref.quantize_input(qm, x_test[:args.check])

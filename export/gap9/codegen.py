@@ -321,12 +321,12 @@ def main(argv=None):
   parser.add_argument("--l1_bytes", type=int, default=plan_lib.L1_BYTES)
   parser.add_argument("--l2_bytes", type=int, default=plan_lib.L2_BYTES)
   args = parser.parse_args(argv)
-  params, config = q.load_model_arg(args)
+  params, config, spec = q.load_model_arg(args)
   task = TASKS[args.task]
   if (config.num_channels, config.num_outputs) != (task["channels"], task["classes"]):
     raise SystemExit(f"checkpoint is a {config.num_channels}-channel {config.num_outputs}-class "
                      f"classifier; task {args.task!r} needs {task['channels']} / {task['classes']}")
-  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib)
+  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
   qm = q.quantize(params, config, x_cal, q.RECIPES[args.recipe])
   plan = generate(qm, args.out, l1_bytes=args.l1_bytes, l2_bytes=args.l2_bytes)
   print(plan.table())

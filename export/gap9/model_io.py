@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
+from export.gap9.windows import InputSpec
 from tinymyo_jax.checkpointing import load_params
 from tinymyo_jax.models.tinymyo import ModelConfig, create_model, decode_variant
 
@@ -17,10 +18,14 @@ def pure_params(config: ModelConfig, params=None, seed: int = 0) -> dict:
   return nnx.to_pure_dict(nnx.state(model, nnx.Param))
 
 
-def load_checkpoint(ckpt_dir: str | Path) -> tuple[dict, ModelConfig]:
-  """(params, config) from a `tinymyo_jax.checkpointing` directory."""
-  params, config, _ = load_params(str(ckpt_dir))
-  return pure_params(config, params), config
+def load_checkpoint(ckpt_dir: str | Path) -> tuple[dict, ModelConfig, InputSpec]:
+  """(params, config, input spec) from a `tinymyo_jax.checkpointing` directory.
+
+  The input spec is the checkpoint's own normalisation when its meta records one.
+  """
+  params, config, meta = load_params(str(ckpt_dir))
+  spec = InputSpec.from_meta(meta or {}, config.num_channels)
+  return pure_params(config, params), config, spec
 
 
 def load_official_classifier(path: str | Path, rope_mode: str = "released",

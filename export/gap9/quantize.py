@@ -411,13 +411,15 @@ def format_table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def load_model_arg(args) -> tuple[dict, ModelConfig]:
-  """(params, config) from --ckpt, or --safetensors (released layout)."""
+def load_model_arg(args):
+  """(params, config, windows.InputSpec) from --ckpt, or --safetensors (released layout)."""
   from export.gap9 import model_io
+  from export.gap9.windows import InputSpec
   if args.ckpt:
     return model_io.load_checkpoint(args.ckpt)
   if args.safetensors:
-    return model_io.load_official_classifier(args.safetensors, rope_mode=args.rope_mode)
+    return (*model_io.load_official_classifier(args.safetensors, rope_mode=args.rope_mode),
+            InputSpec())
   raise SystemExit("pass --ckpt CKPT_DIR (or --safetensors FILE for the released layout)")
 
 
@@ -437,10 +439,11 @@ def main(argv=None):
   parser.add_argument("--out", help="write the chosen recipe's quantised model (.npz) here")
   parser.add_argument("--recipe", default="per_channel+percentile", choices=sorted(RECIPES))
   args = parser.parse_args(argv)
-  params, config = load_model_arg(args)
-  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib)
-  x_test, y_test = load_windows("test", data_dir=args.data_dir, limit=args.test_limit)
-  print(f"model {config}\ncalibration windows {len(x_cal)}, test windows {len(x_test)}")
+  params, config, spec = load_model_arg(args)
+  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
+  x_test, y_test = load_windows("test", data_dir=args.data_dir, limit=args.test_limit, spec=spec)
+  print(f"model {config}\ninput {spec}\ncalibration windows {len(x_cal)} (train), "
+        f"test windows {len(x_test)}")
   rows = accuracy_table(params, config, x_cal, x_test, y_test, with_integer=args.recipe)
   print(format_table(rows))
   if args.out:

@@ -4,11 +4,14 @@ The preferred source is the project's TFDS builder (`data_builders.registry.load
 is absent, or when no prepared data dir is given, the windows are cut straight from the shared zip
 with the TinyMyo preprocessing (drop class 0, 20-90 Hz band-pass and 50 Hz notch at the script's
 assumed fs = 200 Hz, per-file z-score, windows inside constant-class runs, label = class - 1).
-Every window is then z-scored per channel, the fine-tuning input normalisation.
+Windows are then normalised as the checkpoint was trained (`InputSpec`): with the normalisation and
+training-split channel statistics stored in its meta when it has them, else z-scored per window
+and channel (the older fine-tuning input normalisation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import zipfile
@@ -29,6 +32,43 @@ def zscore_windows(x_nct: np.ndarray, eps: float = 1e-6) -> np.ndarray:
   mean = x.mean(axis=-1, keepdims=True)
   std = x.std(axis=-1, keepdims=True)
   return ((x - mean) / np.maximum(std, eps)).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+  """The input transform and data a classifier was trained with.
+
+  Attributes:
+    normalization: None (per-window z-score, checkpoints without input meta) or a
+      `tinymyo_jax.input_pipeline.NORMALIZATIONS` name.
+    stats: {"mean": [C], "std": [C]} of the training split ("standardize" only).
+    num_channels: channels the model fuses (windows are zero-padded up to it).
+    builder_config: config of the `uci_emg` builder the checkpoint was trained on.
+  """
+
+  normalization: str | None = None
+  stats: dict | None = None
+  num_channels: int | None = None
+  builder_config: str | None = None
+
+  @classmethod
+  def from_meta(cls, meta: dict, num_channels: int | None = None) -> "InputSpec":
+    """Spec from a checkpoint's meta; the default spec when it records no normalisation."""
+    norm = meta.get("normalization")
+    if not norm:
+      return cls()
+    stats = (meta.get("input_stats") or [None])[0]
+    data = meta.get("data") or {}
+    return cls(norm, stats, num_channels, data.get("dataset_config"))
+
+  def apply(self, x_nct: np.ndarray) -> np.ndarray:
+    """Model-ready float32 windows [N, C, T]."""
+    if self.normalization is None:
+      return zscore_windows(x_nct)
+    from tinymyo_jax.input_pipeline import PrepareWindow  # heavy (grain, jax)
+    prep = PrepareWindow(self.normalization, self.num_channels, (), self.stats)
+    out = [prep.map({"emg": w})["emg"] for w in np.asarray(x_nct, np.float32)]
+    return np.stack(out).astype(np.float32) if out else np.asarray(x_nct, np.float32)
 
 
 def _preprocess_file(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,26 +114,33 @@ def windows_from_zip(split: str, *, zip_path: Path = SHARED_ZIP, length: int = 1
   return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64)
 
 
-def windows_from_builder(split: str, data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+def windows_from_builder(split: str, data_dir: str,
+                         config: str | None = None) -> tuple[np.ndarray, np.ndarray]:
   """Windows and labels from the prepared `uci_emg` TFDS builder (array_record, no TF)."""
-  from data_builders import registry  # imported lazily: lands in a parallel change
-  source = registry.load_split("uci_emg", split, data_dir=data_dir)
+  from data_builders import registry  # heavy import, only on this path
+  source = registry.load_split("uci_emg", split, data_dir=data_dir, config=config)
   xs = np.stack([np.asarray(r["emg"], np.float32) for r in source])
   ys = np.asarray([int(r["label"]) for r in source], np.int64)
   return xs, ys
 
 
 def load_windows(split: str, *, data_dir: str | None = None, limit: int | None = None,
-                 seed: int = 0, **zip_kwargs) -> tuple[np.ndarray, np.ndarray]:
+                 seed: int = 0, spec: InputSpec = InputSpec(),
+                 **zip_kwargs) -> tuple[np.ndarray, np.ndarray]:
   """Model-ready windows: builder split if `data_dir` is given, else the shared zip.
 
-  `limit` keeps a seeded random subset of that size (class balance is not enforced).
+  `limit` keeps a seeded random subset of that size (class balance is not enforced); `spec`
+  gives the normalisation (and builder config) of the checkpoint.
   """
   if data_dir is not None:
-    x, y = windows_from_builder(split, data_dir)
+    x, y = windows_from_builder(split, data_dir, spec.builder_config)
+  elif spec.stats is not None:
+    raise ValueError(f"the checkpoint normalises with training-split statistics of builder "
+                     f"'uci_emg' (config {spec.builder_config!r}); the shared-zip windows are "
+                     f"preprocessed differently: pass data_dir (--data_dir) of the built dataset")
   else:
     x, y = windows_from_zip(split, **zip_kwargs)
   if limit is not None and limit < len(x):
     keep = np.sort(np.random.default_rng(seed).choice(len(x), limit, replace=False))
     x, y = x[keep], y[keep]
-  return zscore_windows(x), y
+  return spec.apply(x), y
