@@ -91,7 +91,7 @@ class Classifier:
     params, config, meta = checkpointing.load_params(ckpt)
     head = getattr(config, "head", type(config).__name__)  # speech checkpoints have no `head`
     if head != "classification":
-      raise InferenceError(f"checkpoint {ckpt} has a {head!r} model; streaming inference "
+      raise InferenceError(f"checkpoint {ckpt} has a {head!r} head; streaming inference "
                            "needs a fine-tuned classification checkpoint")
     self.spec = DataSpec.from_meta(meta, ckpt)
     if len(self.spec.class_names) != config.num_outputs:
