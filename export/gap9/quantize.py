@@ -404,10 +404,13 @@ def accuracy_table(params, config, x_cal, x_test, y_test, recipes=RECIPES,
 
 
 def format_table(rows: list[dict]) -> str:
-  lines = ["| recipe | accuracy % | drop (pp) | argmax = fp32 % |", "|---|---:|---:|---:|"]
+  """Markdown table of `accuracy_table` rows (integer row: argmax agreement with fake-quant)."""
+  lines = ["| recipe | accuracy % | drop (pp) | argmax = fp32 % | argmax = fake-quant % |",
+           "|---|---:|---:|---:|---:|"]
   for r in rows:
+    fq = f"{r['agree_fake_quant']:.1f}" if "agree_fake_quant" in r else ""
     lines.append(f"| {r['recipe']} | {r['accuracy']:.2f} | {r['drop_pp']:+.2f} | "
-                 f"{r['agree_fp32']:.1f} |")
+                 f"{r['agree_fp32']:.1f} | {fq} |")
   return "\n".join(lines)
 
 
