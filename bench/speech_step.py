@@ -22,6 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.timing import median_step_ms  # noqa: E402
+
 from configs import finetune  # noqa: E402
 from tinymyo_jax import sharding, steps, train  # noqa: E402
 from tinymyo_jax.models import speech  # noqa: E402
@@ -67,15 +69,7 @@ def main():
   t0 = time.perf_counter()
   compiled = jax.jit(step_fn, donate_argnums=(0,)).lower(state, batch, key).compile()
   compile_s = time.perf_counter() - t0
-  state, m = compiled(state, batch, key)  # warm-up
-  jax.block_until_ready(m)
-  times = []
-  for _ in range(args.steps):
-    t = time.perf_counter()
-    state, m = compiled(state, batch, key)
-    jax.block_until_ready(m)
-    times.append(time.perf_counter() - t)
-  ms = 1000 * float(np.median(times))
+  ms, state, m = median_step_ms(compiled, state, batch, key, steps=args.steps)
   print(json.dumps({
       "task": args.task, "variant": args.variant, "batch": args.batch,
       "utterance_samples": args.samples, "chars": args.chars if "labels" in batch else None,

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from configs import pretrain  # noqa: E402
 from bench.flops import model_flops_per_example  # noqa: E402
+from bench.timing import median_step_ms  # noqa: E402
 from tinymyo_jax import sharding, steps, train  # noqa: E402
 
 
@@ -67,15 +68,7 @@ def main():
   step_flops = flops_of(compiled)
   fwd_flops = flops_of(jax.jit(eval_fn).lower(state["params"], batch, key).compile())
 
-  state, m = compiled(state, batch, key)  # warm-up
-  jax.block_until_ready(m)
-  times = []
-  for _ in range(args.steps):
-    t = time.perf_counter()
-    state, m = compiled(state, batch, key)
-    jax.block_until_ready(m)
-    times.append(time.perf_counter() - t)
-  ms = 1000 * float(np.median(times))
+  ms, state, m = median_step_ms(compiled, state, batch, key, steps=args.steps)
   train_flops = model_flops_per_example(args.variant, args.channels, args.samples, train=True)
   eval_flops = model_flops_per_example(args.variant, args.channels, args.samples, train=False)
   result = {

@@ -1,6 +1,5 @@
 """Shared fixtures: a seeded `test`-variant classifier and real UCI-EMG windows."""
 
-import numpy as np
 import pytest
 
 from export.gap9 import model_io
