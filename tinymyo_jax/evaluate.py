@@ -75,11 +75,6 @@ def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
   raise ValueError(f"test evaluation for task type {config.task!r} is not implemented")
 
 
-def mean_std(rows: list[dict[str, float]]) -> dict[str, Any]:
-  """{"metric": {"mean": ..., "std": ...}} over seeds."""
-  return metrics.mean_std_over_seeds(rows)
-
-
 def report_markdown(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
   """A short human-readable report of a fine-tuning run."""
   lines = [f"# Fine-tuning report: {summary['task']}", "",

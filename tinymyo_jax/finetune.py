@@ -14,7 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from tinymyo_jax import checkpointing, evaluate, input_pipeline, reporting, train
+from tinymyo_jax import checkpointing, evaluate, input_pipeline, metrics, reporting, train
+from tinymyo_jax.models.tinymyo import int_keys
 
 ARCH_FIELDS = ("num_layers", "embed_dim", "num_heads", "mlp_ratio", "patch_size")
 DEFAULT_PRETRAINED = os.path.join("runs", "pretrain", "checkpoints")
@@ -62,8 +63,7 @@ def pretrained_encoder(path: str, model_cfg):
   encoder = {k: params[k] for k in wanted}
 
   def init_params(fresh, shardings):
-    from tinymyo_jax.models.tinymyo import _int_keys
-    loaded = _int_keys(encoder)
+    loaded = int_keys(encoder)
     out = dict(fresh)
     for key, subtree in loaded.items():
       fresh_leaves = jax.tree_util.tree_flatten_with_path(fresh[key])[0]
@@ -152,7 +152,7 @@ def run(config, workdir: str) -> dict[str, Any]:
       "task": config.name, "task_type": config.task, "init_from": init_path or "scratch",
       "rope_mode": config.model.rope_mode, "num_train_examples": num_train,
       "steps_per_epoch": steps_per_epoch, "seeds": [r["seed"] for r in runs],
-      "test": evaluate.mean_std([r["test"]["scalars"] for r in runs]),
+      "test": metrics.mean_std_over_seeds([r["test"]["scalars"] for r in runs]),
       "runs": [{"seed": r["seed"], "best_step": r["train"]["best_step"],
                 "best_eval_loss": r["train"]["best_eval_loss"], "steps": r["train"]["steps"],
                 "test": r["test"]["scalars"], "best_dir": r["train"]["best_dir"],

@@ -17,7 +17,7 @@ from typing import Any
 from flax import nnx
 
 from tinymyo_jax.models import speech
-from tinymyo_jax.models.tinymyo import ModelConfig, TinyMyo, _int_keys, load_pure_params
+from tinymyo_jax.models.tinymyo import ModelConfig, TinyMyo, int_keys, load_pure_params
 
 SPEECH = "speech"
 MODEL_TYPE_KEY = "model_type"
@@ -51,7 +51,7 @@ def load_state(model: nnx.Module, state) -> None:
   if not isinstance(model, speech.SpeechModel):
     load_pure_params(model, state)
     return
-  params, stats = split_stats(_int_keys(state), nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+  params, stats = split_stats(int_keys(state), nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
   load_pure_params(model, params)  # checks and loads the nnx.Param leaves
   target = nnx.state(model, nnx.BatchStat)
   expected = nnx.to_pure_dict(target)

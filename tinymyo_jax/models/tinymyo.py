@@ -190,7 +190,7 @@ def load_pure_params(model: TinyMyo, params) -> None:
   """Copies a pure nested dict of arrays into the model, checking names and shapes."""
   state = nnx.state(model, nnx.Param)
   expected = dict(jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(state))[0])
-  given = dict(jax.tree_util.tree_flatten_with_path(_int_keys(params))[0])
+  given = dict(jax.tree_util.tree_flatten_with_path(int_keys(params))[0])
   fmt = jax.tree_util.keystr
   missing = sorted(fmt(k) for k in expected.keys() - given.keys())
   unexpected = sorted(fmt(k) for k in given.keys() - expected.keys())
@@ -201,13 +201,13 @@ def load_pure_params(model: TinyMyo, params) -> None:
     if tuple(v.shape) != tuple(expected[k].shape):
       raise ValueError(f"parameter {fmt(k)} has shape {tuple(v.shape)}, the model expects "
                        f"{tuple(expected[k].shape)}")
-  nnx.replace_by_pure_dict(state, _int_keys(params))
+  nnx.replace_by_pure_dict(state, int_keys(params))
   nnx.update(model, state)
 
 
-def _int_keys(tree):
+def int_keys(tree):
   """Checkpoint dicts come back with string keys ('0'); nnx.List wants ints."""
   if isinstance(tree, dict):
-    return {(int(k) if isinstance(k, str) and k.isdigit() else k): _int_keys(v)
+    return {(int(k) if isinstance(k, str) and k.isdigit() else k): int_keys(v)
             for k, v in tree.items()}
   return tree
