@@ -102,3 +102,27 @@ def test_batch_loop_on_an_8_device_mesh_keeps_values_and_sharding():
   assert result["diff"] < 1e-5
   assert "data" in result["spec"], result
   assert result["gathers"] == 0
+
+
+def test_dropout_module_drops_the_asked_share_and_rescales():
+  from flax import nnx
+  drop = layers.Dropout(0.25)
+  x = jnp.ones((64, 256))
+  y = drop(x, deterministic=False, rngs=nnx.Rngs(dropout=0))
+  kept = np.asarray(y) != 0
+  assert abs(kept.mean() - 0.75) < 0.01
+  np.testing.assert_allclose(np.asarray(y)[kept], 1 / 0.75, rtol=1e-6)
+  np.testing.assert_array_equal(drop(x, deterministic=True, rngs=None), x)
+  with pytest.raises(ValueError, match="dropout rate must be in"):
+    layers.Dropout(1.0)
+
+
+def test_bf16_dots_take_bf16_operands_and_give_fp32_on_cpu():
+  assert layers.dot_output_dtype(jnp.float32) is None
+  assert layers.dot_output_dtype(jnp.bfloat16) == jnp.float32  # the tests run on CPU
+  from tinymyo_jax.models.tinymyo import create_model, decode_variant
+  model = create_model(decode_variant("test", dtype="bfloat16"))
+  qkv = model.blocks[0].attn.qkv
+  assert qkv.preferred_element_type == jnp.float32
+  hlo = jax.jit(lambda x: qkv(x)).lower(jnp.ones((2, 8, 48))).as_text()
+  assert "bf16" in hlo and "dot" in hlo and qkv(jnp.ones((2, 8, 48))).dtype == jnp.float32

@@ -29,6 +29,7 @@ MYO_SCALE = 1e5                  # the files store Myo int8 samples times 1e-5
 UNPACKED_DIR = "EMG_data_for_gestures-master"
 ZIP_NAMES = ("EMG_data_for_gestures.zip", "EMG_data_for_gestures-master.zip")
 RECORDING_RE = re.compile(r"(?:^|/)(\d{2})/([12])_raw_data_[^/]*\.txt$")
+UNLABELED = "none"               # label of `all_windows` windows that are not inside one gesture
 VALIDATION_SUBJECTS = range(17, 20)
 TEST_FROM_SUBJECT = 20
 
@@ -151,6 +152,18 @@ def process_recording(time_ms: np.ndarray, emg_tc: np.ndarray, classes_t: np.nda
   return emg_ct, labels
 
 
+@dataclasses.dataclass(eq=False)
+class UciConfig(emg_common.EmgBuilderConfig):
+  """A UCI variant; `all_windows` slides windows over whole recordings, labeled or not.
+
+  With `all_windows`, a window that lies inside one run of a written gesture gets that label;
+  every other window (unmarked rows, class 7, or a gesture boundary inside it) gets the extra
+  label "none". Such a dataset is for pretraining, which ignores labels.
+  """
+
+  all_windows: bool = False
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
   """UCI EMG data for gestures: 8-channel Myo windows, 6 gesture classes, subject splits."""
 
@@ -160,18 +173,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       "Download https://archive.ics.uci.edu/static/public/481/emg+data+for+gestures.zip and put "
       f"{ZIP_NAMES[0]} (or its unpacked EMG_data_for_gestures-master/ folder) in manual_dir.")
   BUILDER_CONFIGS = [
-      emg_common.EmgBuilderConfig(
+      UciConfig(
           name="default", description="1 kHz grid, window 1000 samples (1.0 s), stride 250.",
           sample_rate_hz=1000.0, window=1000, stride=250, band_hz=(20.0, 90.0), notch_hz=50.0),
-      emg_common.EmgBuilderConfig(
+      UciConfig(
           name="hz200", description="Resampled to 200 Hz, window 200 samples (1.0 s), stride 50.",
           sample_rate_hz=200.0, window=200, stride=50, band_hz=(20.0, 90.0), notch_hz=50.0),
+      UciConfig(
+          name="hz200_all", description="As hz200, but every window of each recording, labeled "
+          "or not (label 'none'), stride 20 (0.1 s): unlabeled data for pretraining.",
+          sample_rate_hz=200.0, window=200, stride=20, band_hz=(20.0, 90.0), notch_hz=50.0,
+          all_windows=True),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
   def _info(self) -> tfds.core.DatasetInfo:
+    names = CLASS_NAMES + (UNLABELED,) if self.builder_config.all_windows else CLASS_NAMES
     return emg_common.windowed_info(
-        self, NUM_CHANNELS, {"label": tfds.features.ClassLabel(names=CLASS_NAMES)},
+        self, NUM_CHANNELS, {"label": tfds.features.ClassLabel(names=names)},
         homepage="https://archive.ics.uci.edu/dataset/481/emg+data+for+gestures",
         supervised_target="label")
 
@@ -189,6 +208,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     for recording in recordings:
       time_ms, emg_tc, classes = parse_recording(recording.read(), recording.name)
       emg_ct, labels = process_recording(time_ms, emg_tc, classes, config)
+      if config.all_windows:
+        yield from _all_windows(recording, emg_ct, labels, config)
+        continue
       occurrences: dict[int, int] = {}
       for run, (start, stop, cls) in enumerate(emg_common.constant_runs(labels)):
         if cls in (UNMARKED, EXTENDED_PALM):
@@ -200,3 +222,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           yield key, {"emg": window, "label": cls - 1, "subject": recording.subject,
                       "session": recording.series, "repetition": occurrences[cls]}
 
+
+
+def _all_windows(recording: Recording, emg_ct: np.ndarray, labels: np.ndarray,
+                 config: UciConfig) -> Iterator[tuple[str, dict]]:
+  """Every window of one recording; gesture label inside one written run, else "none"."""
+  run_of = np.zeros(labels.size, dtype=np.int64)
+  repetition_of_run: list[int] = []
+  occurrences: dict[int, int] = {}
+  for run, (start, stop, cls) in enumerate(emg_common.constant_runs(labels)):
+    run_of[start:stop] = run
+    occurrences[cls] = occurrences.get(cls, 0) + 1
+    repetition_of_run.append(occurrences[cls])
+  none_label = len(CLASS_NAMES)
+  for index, window in emg_common.iter_windows(emg_ct, 0, labels.size, config.window,
+                                               config.stride):
+    begin = index * config.stride
+    first, last = begin, begin + config.window - 1
+    cls = int(labels[first])
+    labeled = run_of[first] == run_of[last] and cls not in (UNMARKED, EXTENDED_PALM)
+    key = f"{recording.subject:02d}_{recording.series}_all_{index:05d}"
+    yield key, {"emg": window, "label": cls - 1 if labeled else none_label,
+                "subject": recording.subject, "session": recording.series,
+                "repetition": repetition_of_run[run_of[first]] if labeled else 0}

@@ -93,6 +93,25 @@ def test_dummy_window_values_match_reference(dummy_build):
   np.testing.assert_allclose(got[1], expected[1], atol=1e-3, rtol=1e-5)
 
 
+def test_all_windows_cover_recordings_and_label_only_whole_gestures(tmp_path):
+  builder, records = testing.build_and_read("uci_emg", DUMMY_DIR, tmp_path, config="hz200_all")
+  none = len(uci.CLASS_NAMES)
+  assert builder.info.features["label"].names == list(uci.CLASS_NAMES) + [uci.UNLABELED]
+  _, labeled = testing.build_and_read("uci_emg", DUMMY_DIR, tmp_path / "hz200", config="hz200")
+  for split in SPLITS:
+    got = records[split]
+    assert {int(r["label"]) for r in got} == set(range(6)) | {none}
+    assert all(int(r["repetition"]) == 0 for r in got if int(r["label"]) == none)
+    # The labeled windows of hz200 (stride 50) are among these (stride 20) where offsets meet.
+    want = {r["emg"].tobytes(): int(r["label"]) for r in labeled[split]}
+    have = {r["emg"].tobytes(): int(r["label"]) for r in got}
+    common = want.keys() & have.keys()
+    assert len(common) >= len(want) // 2
+    assert all(have[k] == want[k] for k in common)
+    # More windows than the gesture-only variant: the unmarked rows are in.
+    assert len(got) > 2 * len(labeled[split])
+
+
 def test_zip_and_unpacked_manual_dir_give_same_recordings(tmp_path):
   archive = tmp_path / uci.ZIP_NAMES[0]
   with zipfile.ZipFile(archive, "w") as out:

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from tinymyo_jax.models.layers import dense, logical, zeros
+from tinymyo_jax.models.layers import Dropout, dense, logical, zeros
 
 HEAD_TYPES = ("reconstruction", "classification", "regression")
 
@@ -80,7 +80,7 @@ class RegressionHead(nnx.Module):
     self.pointwise_in = conv(dim * num_channels, hidden, 1, 1, ("fused", "mlp"))
     self.depthwise = conv(hidden, hidden, 3, hidden, (None, "mlp"))
     self.pointwise_out = conv(hidden, num_outputs, 1, 1, ("mlp", "classes"))
-    self.drop = nnx.Dropout(dropout)
+    self.drop = Dropout(dropout)
 
   def __call__(self, x_bnd, *, num_channels: int, deterministic: bool, rngs):
     if num_channels != self.num_channels:
