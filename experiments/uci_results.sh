@@ -11,9 +11,11 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/uci_exp}
 DATA=${DATA:-data/tfds_uci_full}
 MANUAL=${MANUAL:-../shared/data/uci_emg}
-PRE_STEPS=${PRE_STEPS:-360}          # ~10 epochs of the 1157 training windows at batch 32
+PRE_STEPS=${PRE_STEPS:-600}          # 19,200 windows at batch 32 (~1.2 passes over hz200_all)
+PRE_CONFIG=${PRE_CONFIG:-hz200_all}  # every 1 s window of the recordings, stride 0.1 s
 FT_EPOCHS=${FT_EPOCHS:-10}
-SRC="--config.data.sources=(('uci_emg','hz200',1.0),)"
+SEEDS=${SEEDS:-3}
+SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
 mkdir -p "$OUT"
 
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >> "$OUT/times.txt"; }
@@ -30,13 +32,17 @@ pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split
 finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4 = rope mode
   $PY -m tinymyo_jax.main --config=configs/finetune.py:"$1" --workdir="$2" \
     --config.data.data_dir="$DATA" --config.init_from="$3" --config.model.rope_mode="$4" \
-    --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1
+    --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1 \
+    --config.finetune.seeds="$SEEDS"
 }
 
 for stage in "${@:-build pretrain subject pooled ablation}"; do
   case $stage in
-    build) timed build $PY -m data_builders.build uci_emg --manual_dir="$MANUAL" \
-             --data_dir="$DATA" --config=hz200 ;;
+    build)
+      for config in hz200 "$PRE_CONFIG"; do
+        timed "build_$config" $PY -m data_builders.build uci_emg --manual_dir="$MANUAL" \
+          --data_dir="$DATA" --config="$config"
+      done ;;
     pretrain) timed pretrain_subject pretrain "$OUT/pretrain_time" time train ;;
     subject)
       timed ft_subject_pretrained finetune uci_200hz "$OUT/ft_subject_pretrained" \
