@@ -2,8 +2,9 @@
 
 `python -m export.gap9.codegen --ckpt CKPT --task uci --out DIR` calibrates on real UCI windows,
 writes DIR/{weights.c, network.c, network.h, kernels.c, kernels.h, target.h, main_host.c,
-Makefile, quant.npz, plan.md} and prints the memory/tiling plan. `make -C DIR` builds the host
-binary with `gcc -O2 -Wall -Werror`.
+Makefile, quant.npz, plan.md, model_qdq.onnx} and prints the memory/tiling plan; `make -C DIR`
+builds the host binary with `gcc -O2 -Wall -Werror`. `model_qdq.onnx` is the same quantised model
+as a QDQ ONNX with the same scales (`qdq_onnx.py`), for ONNX-based GAP flows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from export.gap9 import plan as plan_lib
+from export.gap9 import qdq_onnx
 from export.gap9.quantize import QuantizedModel
 
 C_DIR = Path(__file__).resolve().parent / "c"
@@ -252,6 +254,7 @@ def generate(qm: QuantizedModel, out_dir: str | Path, **plan_kwargs) -> plan_lib
     (tmp / "Makefile").write_text(MAKEFILE.format(cflags=" ".join(CFLAGS)))
     (tmp / "plan.md").write_text(plan.table() + "\n")
     qm.save(tmp / "quant.npz")
+    qdq_onnx.save(qdq_onnx.build(qm), tmp / "model_qdq.onnx")
     if out_dir.exists():
       shutil.rmtree(out_dir)
     tmp.rename(out_dir)

@@ -307,7 +307,7 @@ def fake_quant_params(params, qm: QuantizedModel) -> dict:
   def deq(lin, name):
     s_w = t[f"{name}.s_w"]
     lin["kernel"] = (t[f"{name}.w"].astype(np.float64) * s_w).astype(np.float32)
-    s_in = qm.scales[_linear_input(name, qm.config)]
+    s_in = qm.scales[linear_input(name, qm.config)]
     lin["bias"] = (t[f"{name}.b"] * s_in * s_w).astype(np.float32)
 
   deq(out["patch_embed"], "embed")
@@ -320,7 +320,7 @@ def fake_quant_params(params, qm: QuantizedModel) -> dict:
   return out
 
 
-def _linear_input(name: str, config: ModelConfig) -> str:
+def linear_input(name: str, config: ModelConfig) -> str:
   """The activation point feeding a linear layer."""
   del config
   if name == "embed":
