@@ -4,9 +4,10 @@
 
 Steps: PTQ on real UCI windows -> generated C built with gcc -O2 -> bit-exact check of its
 logits against the integer reference on `--check` windows -> timings. The fp32 ONNX comes from
-the export bridge (`export.to_onnx`); the INT8 ONNX is its QDQ quantisation by
-`onnxruntime.quantization.quantize_static` (per-channel int8 weights, int8 activations, the same
-calibration windows): that file is also the hand-off artifact for an ONNX-based GAP flow.
+the export bridge (`export.to_onnx`); the INT8 ONNX is `model_qdq.onnx`, written by `codegen`
+from the same `QuantizedModel` (`export.gap9.qdq_onnx`: this pipeline's scales). Its argmax
+agreement with the fake-quant JAX model and the integer reference is measured on `--agree`
+real test windows.
 """
 
 from __future__ import annotations
@@ -19,42 +20,31 @@ import numpy as np
 
 from export.gap9 import codegen
 from export.gap9 import int_reference as ref
+from export.gap9 import qdq_onnx
 from export.gap9 import quantize as q
 from export.gap9.windows import load_windows
 
 
-def qdq_onnx(fp32_path: Path, out: Path, x_cal: np.ndarray) -> Path:
-  """Static QDQ quantisation of the fp32 ONNX with calibration windows."""
-  import onnxruntime as ort
-  from onnxruntime import quantization as oq
-  name = ort.InferenceSession(str(fp32_path)).get_inputs()[0].name
-
-  class Reader(oq.CalibrationDataReader):
-    def __init__(self):
-      self.it = iter(x_cal[:, None])  # one window per call: [1, C, T]
-
-    def get_next(self):
-      x = next(self.it, None)
-      return None if x is None else {name: x.astype(np.float32)}
-
-  oq.quantize_static(str(fp32_path), str(out), Reader(), quant_format=oq.QuantFormat.QDQ,
-                     per_channel=True, activation_type=oq.QuantType.QInt8,
-                     weight_type=oq.QuantType.QInt8)
-  return out
-
-
 def time_ort(path: Path, x: np.ndarray, repeat: int) -> float:
-  import onnxruntime as ort
-  opts = ort.SessionOptions()
-  opts.intra_op_num_threads = 1
-  opts.inter_op_num_threads = 1
-  sess = ort.InferenceSession(str(path), opts)
+  sess = qdq_onnx.session(path, threads=1)
   feed = {sess.get_inputs()[0].name: x[None].astype(np.float32)}
   sess.run(None, feed)
   t0 = time.perf_counter()
   for _ in range(repeat):
     sess.run(None, feed)
   return (time.perf_counter() - t0) / repeat
+
+
+def qdq_agreement(qm, params, path: Path, x: np.ndarray) -> str:
+  """Argmax agreement of the QDQ ONNX (onnxruntime) with fake-quant and the integer reference."""
+  got = qdq_onnx.predict(qdq_onnx.session(path), x)
+  fake = q.predict(q.fake_quant_forward(qm, params), x)
+  integer = ref.predict(qm, x)
+  steps = np.abs(got - fake).max() / qm.scales["logits"]
+  return (f"QDQ ONNX on {len(x)} real test windows: argmax = fake-quant "
+          f"{(got.argmax(-1) == fake.argmax(-1)).mean() * 100:.1f} %, = integer reference "
+          f"{(got.argmax(-1) == integer.argmax(-1)).mean() * 100:.1f} %; max |logit - fake-quant| "
+          f"{steps:.0f} int16 steps ({steps / q.LOGIT_QMAX * 100:.2f} % of the logit range)")
 
 
 def main(argv=None):
@@ -64,6 +54,7 @@ def main(argv=None):
   parser.add_argument("--work", default="/tmp/gap9_bench")
   parser.add_argument("--calib", type=int, default=64)
   parser.add_argument("--check", type=int, default=2)
+  parser.add_argument("--agree", type=int, default=64, help="test windows for QDQ agreement")
   parser.add_argument("--repeat", type=int, default=5)
   parser.add_argument("--recipe", default="per_channel+percentile", choices=sorted(q.RECIPES))
   parser.add_argument("--skip_onnx", action="store_true")
@@ -73,7 +64,8 @@ def main(argv=None):
   work.mkdir(parents=True, exist_ok=True)
   params, config, spec = load_checkpoint(args.ckpt)
   x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
-  x_test, _ = load_windows("test", data_dir=args.data_dir, limit=max(args.check, 1), spec=spec)
+  x_test, _ = load_windows("test", data_dir=args.data_dir,
+                           limit=max(args.check, args.agree, 1), spec=spec)
   qm = q.quantize(params, config, x_cal, q.RECIPES[args.recipe])
   plan = codegen.generate(qm, work / "net")
   binary = codegen.compile_host(work / "net")
@@ -91,12 +83,15 @@ def main(argv=None):
     fp32 = work / "tinymyo_fp32.onnx"
     export_onnx(args.ckpt, str(fp32), task="classification", channels=config.num_channels,
                 samples=int(qm.tensors["num_samples"]))
-    int8 = qdq_onnx(fp32, work / "tinymyo_int8_qdq.onnx", x_cal)
+    int8 = work / "net" / "model_qdq.onnx"
+    agreement = qdq_agreement(qm, params, int8, x_test[:args.agree])
     rows += [("onnxruntime fp32, 1 thread", time_ort(fp32, x_test[0], args.repeat)),
              ("onnxruntime INT8 QDQ, 1 thread", time_ort(int8, x_test[0], args.repeat))]
   print(f"model: {config.num_layers} blocks, {config.num_channels} ch x "
         f"{int(qm.tensors['num_samples'])} samples; {sum(o.macs for o in plan.ops):,} MACs; "
         f"C logits bit-exact with the integer reference on {len(x_q)} real windows")
+  if not args.skip_onnx:
+    print(agreement)
   print("| runtime | ms / inference |\n|---|---:|")
   for name, secs in rows:
     print(f"| {name} | {secs * 1e3:.1f} |")
