@@ -68,6 +68,13 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.optimizer.warmup_steps < 0:
     raise ValueError(f"config.optimizer.warmup_steps must be >= 0, got "
                      f"{c.optimizer.warmup_steps}")
+  quant = c.get("quant")
+  if quant is not None and quant.qat:
+    if c.task != "classification":
+      raise ValueError(f"config.quant.qat=True needs task 'classification' (the GAP9 pipeline "
+                       f"deploys a classifier), got task {c.task!r}")
+    if int(quant.calib_batches) < 1:
+      raise ValueError(f"config.quant.calib_batches must be >= 1, got {quant.calib_batches}")
   if c.data.num_channels and c.data.num_channels > c.model.max_channels:
     raise ValueError(f"config.data.num_channels={c.data.num_channels} is above "
                      f"config.model.max_channels={c.model.max_channels}")

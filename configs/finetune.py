@@ -91,6 +91,12 @@ def get_config(arg: str | None = None):
   c.finetune = ml_collections.ConfigDict(dict(
       num_epochs=50, warmup_epochs=5, layer_decay=0.9, freeze_backbone=False,
       label_smoothing=0.1, seeds=1, max_train_examples=0, beam_width=8))
+  # Quantisation-aware fine-tuning for the GAP9 INT8 pipeline (classification): the loss runs
+  # the fake-quantised `export.gap9.graph` forward (STE) with activation scales calibrated once
+  # on `calib_batches` training batches; options as `export.gap9.quantize.QuantConfig`.
+  c.quant = ml_collections.ConfigDict(dict(
+      qat=False, weights="per_channel", activations="percentile", percentile=99.99,
+      scales="multiplier", calib_batches=8))
   if c.task.startswith("speech_"):
     # Whole utterances, zero-padded per batch to a multiple of `bucket` samples; synthesis
     # trains on random `max_len`-sample segments (the reference's 200 frames x 8), 0 = whole.

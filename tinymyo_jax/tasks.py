@@ -5,10 +5,13 @@ A task differs from pretraining only in its head, loss and metrics; the loop is 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -19,11 +22,60 @@ def classification_loss(model, batch, key, train: bool, *, label_smoothing: floa
   """Cross-entropy (optionally label-smoothed) on the logits; also accuracy."""
   rngs = nnx.Rngs(dropout=key) if train else None
   logits = model(batch["emg"], deterministic=not train, rngs=rngs)
-  labels = batch["label"]
+  return _cross_entropy(logits, batch["label"], label_smoothing)
+
+
+def _cross_entropy(logits, labels, label_smoothing: float):
   targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
   loss = optax.softmax_cross_entropy(logits, targets).mean()
   accuracy = (jnp.argmax(logits, -1) == labels).mean()
   return loss, {"loss": loss, "accuracy": accuracy}
+
+
+def qat_classification_loss(model, batch, key, train: bool, *, scales: dict, qcfg,
+                            label_smoothing: float = 0.0):
+  """`classification_loss` on the GAP9 pipeline's fake-quantised forward (STE, no dropout)."""
+  del key, train
+  from export.gap9 import quantize
+  params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  logits = quantize.qat_forward(params, model.config, batch["emg"], scales, qcfg)
+  return _cross_entropy(logits, batch["label"], label_smoothing)
+
+
+def quant_config(config):
+  """`config.quant` as an `export.gap9.quantize.QuantConfig` (errors name the config field)."""
+  from export.gap9 import quantize
+  q = config.quant
+  try:
+    return quantize.QuantConfig(weights=q.weights, scales=q.scales, activations=q.activations,
+                                percentile=q.percentile)
+  except ValueError as e:
+    raise ValueError(f"config.quant: {e}") from None
+
+
+def qat_loss_fn(config, model_cfg, params, train_batches, saved: dict | None = None):
+  """(loss_fn, meta) of quantisation-aware fine-tuning (`config.quant.qat`).
+
+  Activation scales come from `saved` (the meta of the checkpoint being resumed) or are
+  calibrated once, as `export.gap9.quantize` does, on `config.quant.calib_batches` batches of
+  `train_batches` with `params`; they stay fixed while the weights are quantised on the fly.
+  """
+  from export.gap9 import graph, quantize
+  if config.task != "classification":
+    raise ValueError(f"config.quant.qat needs a classification task, got {config.task!r}")
+  graph.check_deployable(model_cfg)
+  qcfg = quant_config(config)
+  if saved:
+    scales, windows = saved["scales"], saved["calib_windows"]
+  else:
+    x = np.concatenate([np.asarray(b["emg"]) for b in
+                        itertools.islice(train_batches, config.quant.calib_batches)])
+    ranges = quantize.calibrate(jax.device_get(params), model_cfg, x, qcfg)
+    scales, windows = quantize.activation_scales(ranges, qcfg), len(x)
+  loss = functools.partial(qat_classification_loss,
+                           scales={k: np.float32(v) for k, v in scales.items()}, qcfg=qcfg,
+                           label_smoothing=config.finetune.label_smoothing)
+  return loss, {"qcfg": dataclasses.asdict(qcfg), "scales": scales, "calib_windows": windows}
 
 
 def regression_loss(model, batch, key, train: bool):

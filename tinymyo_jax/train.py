@@ -221,6 +221,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   # --- compiled steps
   loss_fn = make_loss_fn(config)
+  quant_meta = None
+  if config.get("quant") and config.quant.qat:  # QAT: the loss runs the fake-quant forward
+    from tinymyo_jax import tasks
+    loss_fn, quant_meta = tasks.qat_loss_fn(
+        config, model_cfg, state["params"],
+        make_ds(config.data.train_split, seed=config.seed, train=False),
+        restored[3].get("quant") if restored is not None else None)
   train_step = jax.jit(
       steps.make_train_step(graphdef, tx, loss_fn, schedule, config.grad_accum_steps),
       out_shardings=(state_shardings, replicated), donate_argnums=(0,))
@@ -250,6 +257,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   meta = {"model": checkpointing.model_config_to_json(model_cfg), "config_name": config.name,
           "task": config.task, "normalization": config.data.normalization,
           "input_stats": stats, **(extra_meta or {})}
+  if quant_meta:
+    meta["quant"] = quant_meta  # QAT recipe and activation scales
   patience = config.get("early_stopping_patience", 0)
   best_loss, best_step, evals_since_best = float("inf"), None, 0
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)

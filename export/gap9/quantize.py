@@ -299,24 +299,26 @@ def quantize(params, config: ModelConfig, x_calib: np.ndarray,
 # ----------------------------------------------------------------------------- fake quant
 
 
+def linear_layers(params, num_layers: int):
+  """(pipeline name, {"kernel", "bias"} dict) of every linear layer of the classifier."""
+  yield "embed", params["patch_embed"]
+  for i in range(num_layers):
+    blk = params["blocks"][i]
+    for name, lin in (("qkv", blk["attn"]["qkv"]), ("proj", blk["attn"]["proj"]),
+                      ("fc1", blk["mlp"]["fc1"]), ("fc2", blk["mlp"]["fc2"])):
+      yield f"b{i}.{name}", lin
+  yield "head", params["head"]["classifier"]
+
+
 def fake_quant_params(params, qm: QuantizedModel) -> dict:
   """Float params whose linear layers hold the dequantised int8 weights and int32 biases."""
   t = qm.tensors
   out = jax.tree.map(lambda a: a, params)
-
-  def deq(lin, name):
+  for name, lin in linear_layers(out, qm.config.num_layers):
     s_w = t[f"{name}.s_w"]
     lin["kernel"] = (t[f"{name}.w"].astype(np.float64) * s_w).astype(np.float32)
     s_in = qm.scales[linear_input(name, qm.config)]
     lin["bias"] = (t[f"{name}.b"] * s_in * s_w).astype(np.float32)
-
-  deq(out["patch_embed"], "embed")
-  for i in range(qm.config.num_layers):
-    blk = out["blocks"][i]
-    for lin, name in ((blk["attn"]["qkv"], "qkv"), (blk["attn"]["proj"], "proj"),
-                      (blk["mlp"]["fc1"], "fc1"), (blk["mlp"]["fc2"], "fc2")):
-      deq(lin, f"b{i}.{name}")
-  deq(out["head"]["classifier"], "head")
   return out
 
 
@@ -355,6 +357,38 @@ def fake_quant_forward(qm: QuantizedModel, params):
     scales[f"b{i}.probs"] = np.float32(PROB_SCALE)
   point = fake_quant_point(scales)
   return jax.jit(lambda x: graph.forward(fq_params, qm.config, x, point))
+
+
+def _ste_round(x, step):
+  """step * round(x / step) forward, identity gradient (straight-through estimator)."""
+  return x + jax.lax.stop_gradient(jnp.round(x / step) * step - x)
+
+
+def ste_params(params, config: ModelConfig, scales: dict, qcfg: QuantConfig) -> dict:
+  """Differentiable (STE) twin of `fake_quant_params` for QAT: weights are quantised on the fly.
+
+  Each kernel gets int8 steps from its current range (per output column or per tensor, as
+  `quantize_weight`), each bias int32 steps of s_in * s_w with s_in the calibrated scale
+  `scales` gives its input point; gradients pass straight through the rounding.
+  """
+  out = jax.tree.map(lambda a: a, params)
+  for name, lin in linear_layers(out, config.num_layers):
+    w = lin["kernel"]
+    whole = jnp.max(jnp.abs(w))
+    top = jnp.max(jnp.abs(w), axis=0) if qcfg.weights == "per_channel" else whole
+    top = jax.lax.stop_gradient(jnp.where(top > 0, top, jnp.maximum(whole, 1e-8)))
+    s_w = top / 127.0
+    if qcfg.scales == "pow2":
+      s_w = jnp.exp2(jnp.ceil(jnp.log2(s_w)))
+    lin["kernel"] = _ste_round(w, s_w)  # |w| <= 127 s_w: no clipping needed
+    lin["bias"] = _ste_round(lin["bias"], scales[linear_input(name, config)] * s_w)
+  return out
+
+
+def qat_forward(params, config: ModelConfig, x, scales: dict, qcfg: QuantConfig):
+  """Logits of the fake-quantised classifier (STE weights and activations), differentiable."""
+  return graph.forward(ste_params(params, config, scales, qcfg), config, x,
+                       fake_quant_point(scales))
 
 
 def float_forward(params, config: ModelConfig):
