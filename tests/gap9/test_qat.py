@@ -1,4 +1,4 @@
-"""Quantisation-aware fine-tuning: STE gradients, and the one training loop with `config.quant.qat`."""
+"""Quantisation-aware fine-tuning: STE gradients; the one training loop with `config.quant.qat`."""
 
 import jax
 import jax.numpy as jnp
