@@ -99,3 +99,20 @@ def test_unknown_task_and_missing_dataset_and_channels(tmp_path):
 def test_missing_pretrained_checkpoint_is_an_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="does-not-exist"):
     finetune.run(tiny_task(init_from=str(tmp_path / "does-not-exist")), str(tmp_path))
+
+
+def test_a_checkpoint_with_the_tasks_head_gives_its_head_too(tmp_path, pretrained):
+  from tinymyo_jax.models.tinymyo import create_model, decode_variant
+  from flax import nnx
+  cfg = decode_variant("test", head="classification", num_channels=8, num_outputs=6)
+  params = nnx.to_pure_dict(nnx.state(create_model(cfg, seed=3), nnx.Param))
+  checkpointing.save_params(str(tmp_path / "clf"), params, cfg)
+  fresh = nnx.to_pure_dict(nnx.state(create_model(cfg, seed=4), nnx.Param))
+  shardings = jax.tree.map(lambda _: None, fresh)
+  init, _ = finetune.pretrained_encoder(str(tmp_path / "clf"), cfg)
+  out = init(fresh, shardings)
+  np.testing.assert_array_equal(out["head"]["classifier"]["kernel"],
+                                params["head"]["classifier"]["kernel"])
+  # A pretraining checkpoint (reconstruction head) leaves the task's fresh head alone.
+  init, _ = finetune.pretrained_encoder(pretrained, cfg)
+  assert init(fresh, shardings)["head"] is fresh["head"]

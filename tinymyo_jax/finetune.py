@@ -18,6 +18,9 @@ from tinymyo_jax import checkpointing, evaluate, input_pipeline, metrics, report
 from tinymyo_jax.models.tinymyo import int_keys
 
 ARCH_FIELDS = ("num_layers", "embed_dim", "num_heads", "mlp_ratio", "patch_size")
+# A checkpoint whose head agrees on all of these (e.g. a fine-tuned classifier of the same task,
+# continued with QAT) also gives its head; otherwise the head starts fresh.
+HEAD_FIELDS = ("head", "num_channels", "num_outputs", "reduction", "target_len")
 DEFAULT_PRETRAINED = os.path.join("runs", "pretrain", "checkpoints")
 
 
@@ -37,8 +40,9 @@ def resolve_init(init_from: str) -> str | None:
 def pretrained_encoder(path: str, model_cfg):
   """Loads a checkpoint's encoder; returns (init_params callback, the checkpoint's rope_mode).
 
-  For TinyMyo tasks every entry but the head is taken; for speech tasks (a `SpeechConfig`) the
-  Transformer `blocks` and final `norm`, by name (as `speech.load_encoder_params` does).
+  For TinyMyo tasks every entry but the head is taken, and the head too when the checkpoint's
+  agrees on `HEAD_FIELDS`; for speech tasks (a `SpeechConfig`) the Transformer `blocks` and
+  final `norm`, by name (as `speech.load_encoder_params` does).
   Raises ValueError naming every architecture field that differs from the task's model.
   """
   from tinymyo_jax.models.speech import SpeechConfig
@@ -55,7 +59,13 @@ def pretrained_encoder(path: str, model_cfg):
   if diffs:
     raise ValueError(f"backbone of checkpoint {path} does not match the task's model "
                      f"(field: checkpoint vs task): {diffs}")
-  wanted = ("blocks", "norm") if speech_task else tuple(k for k in params if k != "head")
+  same_head = not (speech_task or isinstance(ckpt_cfg, SpeechConfig)) and all(
+      getattr(ckpt_cfg, f) == getattr(model_cfg, f) for f in HEAD_FIELDS)
+  wanted = (("blocks", "norm") if speech_task
+            else tuple(k for k in params if k != "head" or same_head))
+  if same_head:
+    print(f"checkpoint {path} has this task's head ({model_cfg.head}, {model_cfg.num_outputs} "
+          f"outputs): continuing from it")
   missing = [k for k in wanted if k not in params]
   if missing:
     raise ValueError(f"checkpoint {path} has no {missing} entries; top-level keys are "
