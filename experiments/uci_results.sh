@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The UCI-EMG experiment behind RESULTS.md: pretrain on the training subjects' windows, fine-tune,
 # compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
-# Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled ablation)
+# Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled
+#   ablation ablation_pretrained)
 # Pretraining here standardizes inputs with training-split channel statistics, as fine-tuning
 # does (the paper's per-window min-max would erase the relative channel levels).
 # Every stage appends "<stage> <seconds>" to $OUT/times.txt.
@@ -36,7 +37,9 @@ finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4
     --config.finetune.seeds="$SEEDS"
 }
 
-for stage in "${@:-build pretrain subject pooled ablation}"; do
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(build pretrain subject pooled ablation ablation_pretrained)
+for stage in "${stages[@]}"; do
   case $stage in
     build)
       for config in hz200 "$PRE_CONFIG"; do
@@ -57,6 +60,12 @@ for stage in "${@:-build pretrain subject pooled ablation}"; do
     ablation)
       for mode in released flat; do
         timed "ft_subject_scratch_$mode" finetune uci_200hz "$OUT/ft_subject_scratch_$mode" "" "$mode"
+      done ;;
+    ablation_pretrained)
+      for mode in released flat; do
+        timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
+        timed "ft_subject_pretrained_$mode" finetune uci_200hz \
+          "$OUT/ft_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
