@@ -108,27 +108,23 @@ class Dropout(nnx.Module):
       raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
     self.rate = rate
 
+  def mask_shape(self, x) -> tuple[int, ...]:
+    """One decision per element."""
+    return x.shape
+
   def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None):
     if deterministic or self.rate == 0.0:
       return x
     keep = 1.0 - self.rate
-    mask = keep_mask(rngs.dropout(), keep, x.shape)
+    mask = keep_mask(rngs.dropout(), keep, self.mask_shape(x))
     return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
-class DropPath(nnx.Module):
+class DropPath(Dropout):
   """Stochastic depth: drops the whole residual branch per example."""
 
-  def __init__(self, rate: float):
-    self.rate = rate
-
-  def __call__(self, x, *, deterministic: bool, rngs: nnx.Rngs | None):
-    if deterministic or self.rate == 0.0:
-      return x
-    keep = 1.0 - self.rate
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    mask = jax.random.bernoulli(rngs.dropout(), keep, shape)
-    return jnp.where(mask, x / keep, 0).astype(x.dtype)
+  def mask_shape(self, x) -> tuple[int, ...]:
+    return (x.shape[0],) + (1,) * (x.ndim - 1)
 
 
 # Examples per device that one step of the blocked attention loop (and of the inference
