@@ -60,9 +60,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if not c.data.sources:
     raise ValueError("config.data.sources is empty")
   for spec in c.data.sources:
-    if len(spec) != 3 or float(spec[2]) <= 0:
-      raise ValueError(f"config.data.sources entries are (name, builder_config, weight>0); "
-                       f"got {spec}")
+    if not 3 <= len(spec) <= 5 or float(spec[2]) <= 0 or (len(spec) > 3 and int(spec[3]) < 0):
+      raise ValueError(f"config.data.sources entries are (name, builder_config, weight>0"
+                       f"[, channel_group>=0[, split]]); got {spec}")
   if not 0.0 <= c.pretrain.mask_ratio < 1.0:
     raise ValueError(f"config.pretrain.mask_ratio must be in [0, 1), got {c.pretrain.mask_ratio}")
   if c.optimizer.warmup_steps < 0:

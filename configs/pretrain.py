@@ -10,6 +10,12 @@ Presets:
   smoke    a 2-layer, 48-wide model on synthetic windows, for tests and quick checks (seconds).
   paper    the paper's corpora: NinaPro DB6 + DB7 + emg2pose, 16 ch x 1000 at 2 kHz, zero-padded
            to 16 channels, batch 512, 50-epoch-like schedule (needs the corpora built).
+
+Data sources: `config.data.sources` entries are (tfds_name, builder_config, weight[,
+channel_group[, split]]): channel_group > 0 cuts each window into groups of that many consecutive
+channels (e.g. 8 for NinaPro DB5's two Myo armbands), and a source with its own split always
+trains on it and is left out of evaluation, e.g. adding DB5 to UCI-EMG pretraining:
+  "--config.data.sources=(('uci_emg','hz200_all',1.0),('ninapro_db5','by_subject',0.6,8,'train'))"
 """
 
 from configs import common

@@ -2,7 +2,11 @@
 # The UCI-EMG experiment behind RESULTS.md: pretrain on the training subjects' windows, fine-tune,
 # compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
 # Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled
-#   ablation ablation_pretrained)
+#   ablation ablation_pretrained probe probe_pooled lpft db5 ablation_probe)
+# "probe" stages train the classifier head on a frozen encoder (linear probing,
+# finetune.freeze_backbone=True); "lpft" fine-tunes everything starting from each probe's
+# checkpoint (head included); "db5" adds the two real NinaPro DB5 recordings in ../shared (two
+# other people, two 8-channel Myo armbands each) to the pretraining data.
 # Pretraining here standardizes inputs with training-split channel statistics, as fine-tuning
 # does (the paper's per-window min-max would erase the relative channel levels).
 # Every stage appends "<stage> <seconds>" to $OUT/times.txt.
@@ -16,26 +20,33 @@ PRE_STEPS=${PRE_STEPS:-600}          # 19,200 windows at batch 32 (~1.2 passes o
 PRE_CONFIG=${PRE_CONFIG:-hz200_all}  # every 1 s window of the recordings, stride 0.1 s
 FT_EPOCHS=${FT_EPOCHS:-10}
 SEEDS=${SEEDS:-3}
+DB5_MANUAL=${DB5_MANUAL:-../shared/data/ninapro_samples/db5}
 SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
+# DB5 by_subject puts both shared subjects (1, 5) in "train"; each 16-channel window gives two
+# 8-channel ones (channel_group 8); training-only source (own split, left out of evaluation).
+SRC_DB5="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),('ninapro_db5','by_subject',0.6,8,'train'))"
 mkdir -p "$OUT"
 
 timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >> "$OUT/times.txt"; }
 
-pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split
+pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources flag]
   $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
-    --config.data.data_dir="$DATA" "$SRC" --config.data.train_split="$3" \
+    --config.data.data_dir="$DATA" "${4:-$SRC}" --config.data.train_split="$3" \
     --config.model.rope_mode="$2" --config.total_steps="$PRE_STEPS" --config.batch_size=32 \
     --config.data.normalization=standardize \
     --config.optimizer.peak_lr=5e-4 --config.optimizer.warmup_steps=30 --config.log_every=10 \
     --config.eval_every=120 --config.checkpoint_every=120 --config.eval_batches=4
 }
 
-finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4 = rope mode
-  $PY -m tinymyo_jax.main --config=configs/finetune.py:"$1" --workdir="$2" \
-    --config.data.data_dir="$DATA" --config.init_from="$3" --config.model.rope_mode="$4" \
+finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4 = rope mode,
+              # then extra flags
+  local task=$1 workdir=$2 init=$3 mode=$4; shift 4
+  $PY -m tinymyo_jax.main --config=configs/finetune.py:"$task" --workdir="$workdir" \
+    --config.data.data_dir="$DATA" --config.init_from="$init" --config.model.rope_mode="$mode" \
     --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1 \
-    --config.finetune.seeds="$SEEDS"
+    --config.finetune.seeds="$SEEDS" "$@"
 }
+probe() { finetune "$@" --config.finetune.freeze_backbone=True; }
 
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(build pretrain subject pooled ablation ablation_pretrained)
@@ -66,6 +77,30 @@ for stage in "${stages[@]}"; do
         timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
         timed "ft_subject_pretrained_$mode" finetune uci_200hz \
           "$OUT/ft_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
+      done ;;
+    probe)
+      timed lp_subject_pretrained probe uci_200hz "$OUT/lp_subject_pretrained" \
+        "$OUT/pretrain_time/checkpoints" time
+      timed lp_subject_scratch probe uci_200hz "$OUT/lp_subject_scratch" "" time ;;
+    probe_pooled)
+      timed lp_pooled_pretrained probe uci_200hz_pooled "$OUT/lp_pooled_pretrained" \
+        "$OUT/pretrain_pooled/checkpoints" time ;;
+    lpft)  # one run per seed: each starts from the probe of the same seed
+      for ((k = 0; k < SEEDS; k++)); do
+        timed "lpft_subject_pretrained_seed$k" finetune uci_200hz \
+          "$OUT/lpft_subject_pretrained/seed_$k" "$OUT/lp_subject_pretrained/seed_$k/best" time \
+          --config.seed=$((42 + k)) --config.finetune.seeds=1
+      done ;;
+    db5)
+      timed build_db5 $PY -m data_builders.build ninapro_db5 --manual_dir="$DB5_MANUAL" \
+        --data_dir="$DATA" --config=by_subject
+      timed pretrain_subject_db5 pretrain "$OUT/pretrain_time_db5" time train "$SRC_DB5"
+      timed lp_subject_pretrained_db5 probe uci_200hz "$OUT/lp_subject_pretrained_db5" \
+        "$OUT/pretrain_time_db5/checkpoints" time ;;
+    ablation_probe)
+      for mode in released flat; do
+        timed "lp_subject_pretrained_$mode" probe uci_200hz "$OUT/lp_subject_pretrained_$mode" \
+          "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

@@ -53,3 +53,15 @@ def test_paper_preset_names_real_builder_configs():
   from data_builders import registry
   for name, builder_config, _ in pretrain.get_config("paper").data.sources:
     assert builder_config in [c.name for c in registry.builder_class(name).BUILDER_CONFIGS]
+
+
+@pytest.mark.parametrize("sources", [
+    (("uci_emg", "hz200", 0.0),),
+    (("uci_emg", "hz200", 1.0, -8),),
+    (("uci_emg", "hz200", 1.0, 8, "train", "extra"),),
+])
+def test_validate_rejects_bad_source_entries(sources):
+  config = pretrain.get_config("smoke").unlock()
+  config.data.sources = sources
+  with pytest.raises(ValueError, match="entries are \\(name, builder_config, weight>0"):
+    common.validate(config)

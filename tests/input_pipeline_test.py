@@ -50,6 +50,32 @@ def test_mixture_pads_channels_and_follows_weights():
   assert not batch["emg"][~from_b, 8:].any()  # 8-channel windows are zero-padded
 
 
+def test_channel_groups_cut_windows_into_consecutive_channels():
+  recs = records(3, 16, 50)
+  groups = ip.ChannelGroups(recs, 8)
+  assert len(groups) == 6
+  np.testing.assert_array_equal(groups[3]["emg"], recs[1]["emg"][8:])
+  assert groups[3]["label"] == recs[1]["label"]
+  with pytest.raises(ValueError, match="channel_group=5 does not divide the windows' 16"):
+    ip.ChannelGroups(recs, 5)
+  synthetic = ip.load_source(ip.Source("synthetic", "16x100:4", channel_group=8), "train", "")
+  assert len(synthetic) == 8 and synthetic[1]["emg"].shape == (8, 100)
+
+
+def test_training_only_source_joins_training_and_skips_evaluation():
+  sources = [ip.Source("a"), ip.Source("b", split="train+validation")]
+  recs = [records(20, 8, 100), records(20, 8, 100, offset=1000.0)]
+  make = lambda train: ip.make_dataset(sources, "validation", data_dir="", batch_size=20, seed=0,
+                                       train=train, normalization="none", records=recs)
+  means = next(iter(make(True)))["emg"].mean(axis=(1, 2))
+  assert (means > 500).any() and (means < 500).any()
+  evaluated = np.concatenate([b["emg"] for b in make(False)])
+  assert evaluated.shape[0] == 20 and (evaluated.mean(axis=(1, 2)) < 500).all()
+  with pytest.raises(ValueError, match="every source is training-only"):
+    ip.make_dataset(sources[1:], "test", data_dir="", batch_size=4, seed=0, train=False,
+                    records=recs[1:])
+
+
 def test_same_seed_same_batches_and_iterator_state_resumes():
   recs = [records(50, 8, 200)]
   make = lambda seed: ip.make_dataset([ip.Source("a")], "train", data_dir="", batch_size=4,

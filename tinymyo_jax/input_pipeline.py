@@ -18,11 +18,24 @@ NORMALIZATIONS = ("minmax", "zscore", "standardize", "none")
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """One built corpus: TFDS name, builder config, mixture weight."""
+  """One built corpus: TFDS name, builder config, mixture weight, and two options for corpora
+  added to pretraining.
+
+  channel_group: > 0 cuts every C-channel window into C / channel_group windows of consecutive
+    channels (NinaPro DB5's two 8-channel Myo armbands become two 8-channel windows).
+  split: a split expression this source always trains on, in place of the run's train split;
+    such a source takes no part in evaluation (another corpus that only adds pretraining data).
+  """
 
   name: str
   config: str | None = None
   weight: float = 1.0
+  channel_group: int = 0
+  split: str = ""
+
+  def train_split(self, default: str) -> str:
+    """The split expression this source trains on (and takes its channel statistics from)."""
+    return self.split or default
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -150,6 +163,25 @@ class RecordView:
     return self.parts[p][j]
 
 
+class ChannelGroups:
+  """Random access that cuts every window into groups of `size` consecutive channels."""
+
+  def __init__(self, records, size: int):
+    channels = np.shape(records[0]["emg"])[0] if len(records) else size
+    if size < 1 or channels % size:
+      raise ValueError(f"channel_group={size} does not divide the windows' {channels} channels")
+    self.records, self.size, self.groups = records, size, channels // size
+
+  def __len__(self):
+    return len(self.records) * self.groups
+
+  def __getitem__(self, i):
+    record, group = divmod(int(i), self.groups)
+    out = dict(self.records[record])
+    out["emg"] = np.asarray(out["emg"])[group * self.size:(group + 1) * self.size]
+    return out
+
+
 def parse_split(expr: str) -> tuple[list[str], dict[str, int]]:
   """'train+validation|repetition=1,session=2' -> (['train', 'validation'], {field: value})."""
   names, _, cond = expr.partition("|")
@@ -169,14 +201,14 @@ def load_source(source: Source, split: str, data_dir: str):
   to keep only matching records (e.g. 'train+validation+test|repetition=1').
   """
   if source.name == "synthetic":
-    return SyntheticSource(source.config or "8x1000:256", split)
-  from data_builders import registry  # local: keeps the library importable without builders
-  names, where = parse_split(split)
-  parts = [registry.load_split(source.name, n, data_dir=data_dir, config=source.config)
-           for n in names]
-  if len(parts) == 1 and not where:
-    return parts[0]
-  return RecordView(parts, where)
+    records = SyntheticSource(source.config or "8x1000:256", split)
+  else:
+    from data_builders import registry  # local: keeps the library importable without builders
+    names, where = parse_split(split)
+    parts = [registry.load_split(source.name, n, data_dir=data_dir, config=source.config)
+             for n in names]
+    records = parts[0] if len(parts) == 1 and not where else RecordView(parts, where)
+  return ChannelGroups(records, source.channel_group) if source.channel_group else records
 
 
 def source_metadata(source: Source, data_dir: str) -> dict:
@@ -207,18 +239,25 @@ def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_
   """
   if not sources:
     raise ValueError("no data sources given")
-  parts = []
+  parts, weights = [], []
   for i, source in enumerate(sources):
-    recs = records[i] if records is not None else load_source(source, split, data_dir)
+    if source.split and not train:
+      continue  # a training-only source
+    source_split = source.train_split(split)
+    recs = records[i] if records is not None else load_source(source, source_split, data_dir)
     if len(recs) == 0:
-      raise ValueError(f"split {split!r} of {source.name} is empty")
+      raise ValueError(f"split {source_split!r} of {source.name} is empty")
     ds = process_slice(grain.MapDataset.source(recs))
     if train:
       ds = ds.shuffle(seed=seed + 1000 * i).repeat(None)
     prepare = PrepareWindow(normalization, num_channels, keep, stats[i] if stats else None)
     parts.append(ds.map(prepare))
+    weights.append(source.weight)
+  if not parts:
+    raise ValueError(f"every source is training-only (has its own split); none can serve "
+                     f"split {split!r}")
   if len(parts) > 1:
-    ds = grain.MapDataset.mix(parts, weights=[s.weight for s in sources])
+    ds = grain.MapDataset.mix(parts, weights=weights)
   else:
     ds = parts[0]
   ds = ds.batch(batch_size, drop_remainder=train)

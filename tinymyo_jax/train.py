@@ -83,7 +83,8 @@ def input_stats(config, sources) -> list[dict] | None:
     return None
   stats_fn = (speech_pipeline.channel_stats if config.task in SPEECH_TASKS
               else input_pipeline.channel_stats)
-  return [stats_fn(input_pipeline.load_source(s, config.data.train_split, config.data.data_dir))
+  return [stats_fn(input_pipeline.load_source(s, s.train_split(config.data.train_split),
+                                             config.data.data_dir))
           for s in sources]
 
 
