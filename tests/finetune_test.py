@@ -40,6 +40,8 @@ def test_finetune_from_pretrained_writes_summary_report_and_best(tmp_path, pretr
   assert summary["init_from"] == pretrained
   assert 0.0 <= summary["test"]["accuracy"]["mean"] <= 1.0
   assert summary["steps_per_epoch"] == 4 and summary["runs"][0]["steps"] == 8
+  # Synthetic windows all come from "subject 0": its accuracy is the split's.
+  assert summary["test"]["accuracy_by_subject"] == {"0": summary["test"]["accuracy"]}
   on_disk = json.loads((tmp_path / "summary.json").read_text())
   assert on_disk["task"] == "uci"
   report = (tmp_path / "report.md").read_text()
@@ -63,6 +65,28 @@ def test_frozen_backbone_trains_only_the_head(tmp_path, pretrained):
   np.testing.assert_array_equal(tuned["blocks"]["0"]["attn"]["qkv"]["kernel"],
                                 pre["blocks"]["0"]["attn"]["qkv"]["kernel"])
   np.testing.assert_array_equal(tuned["norm"]["scale"], pre["norm"]["scale"])
+
+
+def test_frozen_encoder_forward_has_no_encoder_gradient():
+  from flax import nnx
+  from tinymyo_jax.models.tinymyo import create_model
+  model_cfg = train.model_config_from(tiny_task())
+  model = create_model(model_cfg, seed=0)
+  graphdef, params = nnx.split(model, nnx.Param)
+  x = np.random.default_rng(0).standard_normal((4, 8, 200)).astype(np.float32)
+  batch = {"emg": x, "label": np.arange(4) % 6}
+
+  def grads(frozen):
+    def loss(p):
+      return tasks.classification_loss(nnx.merge(graphdef, p), batch, jax.random.key(1),
+                                       True, frozen_encoder=frozen)[0]
+    return nnx.to_pure_dict(jax.grad(loss)(params))
+
+  frozen, full = grads(True), grads(False)
+  assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(frozen["blocks"]))
+  assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(frozen["patch_embed"]))
+  assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(frozen["head"]))
+  assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(full["blocks"]))
 
 
 def test_layerwise_lr_decay_scales():

@@ -200,3 +200,10 @@ def test_mean_std_over_seeds():
     metrics.mean_std_over_seeds([{"a": 1.0}, {"b": 1.0}])
   with pytest.raises(ValueError, match="at least one"):
     metrics.mean_std_over_seeds([])
+
+
+def test_accuracy_by_group_hand_computed():
+  got = metrics.accuracy_by_group([0, 1, 1, 2, 2, 0], [0, 1, 0, 2, 1, 1], [20, 20, 21, 21, 22, 22])
+  assert got == {"20": 1.0, "21": 0.5, "22": 0.0}
+  with pytest.raises(ValueError, match="equal lengths"):
+    metrics.accuracy_by_group([0, 1], [0, 1], [5])

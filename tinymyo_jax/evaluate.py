@@ -24,11 +24,14 @@ def class_names(config) -> list[str] | None:
   return list(features["label"].names) if "label" in features else None
 
 
-def predict(model, batches, batch_size: int, target_key: str):
-  """Runs the model over every batch (the short last one padded); returns (outputs, targets)."""
+def predict(model, batches, batch_size: int, target_key: str, group_key: str | None = None):
+  """Runs the model over every batch (the short last one padded).
+
+  Returns (outputs, targets), plus the `group_key` field (e.g. subject ids) when one is named.
+  """
   graphdef, params = nnx.split(model)
   forward = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
-  outputs, targets = [], []
+  outputs, targets, groups = [], [], []
   for batch in batches:
     x = batch["emg"]
     n = x.shape[0]
@@ -36,6 +39,10 @@ def predict(model, batches, batch_size: int, target_key: str):
       x = np.concatenate([x, np.repeat(x[-1:], batch_size - n, axis=0)])
     outputs.append(np.asarray(forward(params, x))[:n])
     targets.append(batch[target_key])
+    if group_key:
+      groups.append(batch[group_key])
+  if group_key:
+    return np.concatenate(outputs), np.concatenate(targets), np.concatenate(groups)
   return np.concatenate(outputs), np.concatenate(targets)
 
 
@@ -51,21 +58,30 @@ def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
   model = create_model(model_cfg, params=params)
   source = train.data_sources(config)
   target_key = "label" if config.task == "classification" else "angles"
+  records = input_pipeline.load_source(source[0], config.data.test_split, config.data.data_dir)
+  by_subject = config.task == "classification" and len(records) and "subject" in records[0]
   batches = input_pipeline.make_dataset(
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False,
-      normalization=config.data.normalization, keep=(target_key,),
-      stats=meta.get("input_stats"))
-  outputs, targets = predict(model, batches, config.batch_size, target_key)
+      normalization=config.data.normalization,
+      keep=(target_key, "subject") if by_subject else (target_key,),
+      records=[records], stats=meta.get("input_stats"))
+  outputs, targets, subjects = predict(model, batches, config.batch_size, target_key,
+                                       "subject" if by_subject else None)
   if config.task == "classification":
     names = class_names(config)
     result = metrics.classification_metrics(targets, outputs.argmax(-1),
                                             model_cfg.num_outputs, names)
+    if by_subject:
+      result["accuracy_by_subject"] = metrics.accuracy_by_group(
+          targets, outputs.argmax(-1), subjects)
     png = os.path.join(out_dir, "confusion.png")
     metrics.save_confusion_png(result["confusion"], names or
                                [str(i) for i in range(model_cfg.num_outputs)], png,
                                f"{config.name}: test accuracy {result['accuracy']:.4f}")
     scalars = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
+    if by_subject:
+      scalars["accuracy_by_subject"] = result["accuracy_by_subject"]
     return {"scalars": scalars, "details": result, "confusion_png": png,
             "num_examples": int(len(targets))}
   if config.task == "regression":
@@ -88,10 +104,15 @@ def report_markdown(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
   for name, stats in summary["test"].items():
     if isinstance(stats, dict) and "mean" in stats:
       lines.append(f"| {name} | {stats['mean']:.4f} | {stats['std']:.4f} |")
+  by_subject = summary["test"].get("accuracy_by_subject")
+  if by_subject:
+    lines += ["", "## Test accuracy per subject (mean +/- std over seeds)", "",
+              "| subject | accuracy | std |", "|---:|---:|---:|"]
+    lines += [f"| {k} | {v['mean']:.4f} | {v['std']:.4f} |" for k, v in by_subject.items()]
   lines += ["", "## Runs", "", "| seed | best step | best val loss | steps | wall s | test |",
             "|---:|---:|---:|---:|---:|---|"]
   for r in summary["runs"]:
-    test = ", ".join(f"{k} {v:.4f}" for k, v in r["test"].items())
+    test = ", ".join(f"{k} {v:.4f}" for k, v in r["test"].items() if not isinstance(v, dict))
     lines.append(f"| {r['seed']} | {r['best_step']} | {r['best_eval_loss']:.4f} | "
                  f"{r['steps']} | {r['wall_time_sec']:.0f} | {test} |")
   outputs = [r["test"]["predictions"] for r in runs if r["test"].get("predictions")]

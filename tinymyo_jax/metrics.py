@@ -97,6 +97,20 @@ def classification_metrics(y_true, y_pred, num_classes: int,
   }
 
 
+def accuracy_by_group(y_true, y_pred, groups) -> dict[str, float]:
+  """Accuracy within each group (e.g. per subject), keyed by the group id as a string.
+
+  Cross-subject results hinge on single people (one test subject with a shifted armband can
+  cost a third of the split), so the per-subject figures say what a mean hides.
+  """
+  y_true, y_pred, groups = (np.asarray(v).ravel() for v in (y_true, y_pred, groups))
+  if not len(y_true) == len(y_pred) == len(groups):
+    raise ValueError(f"accuracy_by_group needs equal lengths, got {len(y_true)} labels, "
+                     f"{len(y_pred)} predictions, {len(groups)} group ids")
+  return {str(int(g)): float((y_pred[groups == g] == y_true[groups == g]).mean())
+          for g in np.unique(groups)}
+
+
 def save_confusion_png(confusion, class_names: Sequence[str], path: str | os.PathLike,
                        title: str) -> str:
   """Draws a confusion matrix: colours = row-normalised rates, text = counts. Returns the path.

@@ -18,10 +18,24 @@ from flax import nnx
 TASK_TYPES = ("classification", "regression")
 
 
-def classification_loss(model, batch, key, train: bool, *, label_smoothing: float = 0.0):
-  """Cross-entropy (optionally label-smoothed) on the logits; also accuracy."""
+def forward(model, x, key, train: bool, frozen_encoder: bool = False):
+  """The model's output on `x`; dropout from `key` when training.
+
+  frozen_encoder: linear probing. The encoder runs deterministically (fixed features, no
+  dropout) under `stop_gradient`, so no backward pass goes through it; only the head trains.
+  """
   rngs = nnx.Rngs(dropout=key) if train else None
-  logits = model(batch["emg"], deterministic=not train, rngs=rngs)
+  if not frozen_encoder:
+    return model(x, deterministic=not train, rngs=rngs)
+  latent = jax.lax.stop_gradient(model.encode(x, deterministic=True))
+  out = model.head(latent, num_channels=x.shape[1], deterministic=not train, rngs=rngs)
+  return out.astype(jnp.float32)
+
+
+def classification_loss(model, batch, key, train: bool, *, label_smoothing: float = 0.0,
+                        frozen_encoder: bool = False):
+  """Cross-entropy (optionally label-smoothed) on the logits; also accuracy."""
+  logits = forward(model, batch["emg"], key, train, frozen_encoder)
   return _cross_entropy(logits, batch["label"], label_smoothing)
 
 
@@ -76,10 +90,9 @@ def qat_loss_fn(config, model_cfg, params, train_batches, saved: dict | None = N
   return loss, {"qcfg": dataclasses.asdict(qcfg), "scales": scales, "calib_windows": windows}
 
 
-def regression_loss(model, batch, key, train: bool):
+def regression_loss(model, batch, key, train: bool, *, frozen_encoder: bool = False):
   """L1 between predicted and target joint angles (both [B, L, K] after the transpose)."""
-  rngs = nnx.Rngs(dropout=key) if train else None
-  pred = model(batch["emg"], deterministic=not train, rngs=rngs)  # [B, L, K]
+  pred = forward(model, batch["emg"], key, train, frozen_encoder)  # [B, L, K]
   target = jnp.swapaxes(batch["angles"], 1, 2)  # builder stores [B, K, W]
   if target.shape != pred.shape:
     raise ValueError(f"regression target shape {target.shape} does not match the head's output "
@@ -90,11 +103,12 @@ def regression_loss(model, batch, key, train: bool):
 
 def loss_fn(config):
   """The loss function of `config.task`."""
+  frozen = bool(config.finetune.freeze_backbone)
   if config.task == "classification":
-    return functools.partial(classification_loss,
+    return functools.partial(classification_loss, frozen_encoder=frozen,
                              label_smoothing=config.finetune.label_smoothing)
   if config.task == "regression":
-    return regression_loss
+    return functools.partial(regression_loss, frozen_encoder=frozen)
   if config.task in ("speech_recognition", "speech_synthesis"):
     from tinymyo_jax.models import speech
     return speech.speech_loss  # the model's config says recognition or synthesis
