@@ -6,7 +6,9 @@ one `make finetune` runs (`train.init_state`, `steps.make_train_step`, the task'
 Speech tasks have their own script (`bench/speech_step.py`: variable-length utterances).
 
 Usage: python bench/finetune_step.py [--tasks uci,uci_200hz,db5,epn612,db8] [--batch 32]
-                                     [--steps 5] [--variant tiny]
+                                     [--steps 5] [--variant tiny] [--frozen]
+--frozen times the linear-probing step (`finetune.freeze_backbone=True`: the head alone trains,
+no backward pass through the encoder).
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ def synthetic_batch(config, batch: int, samples: int, seed: int = 0) -> dict:
   return out
 
 
-def time_task(task: str, batch: int, num_steps: int, variant: str) -> dict:
+def time_task(task: str, batch: int, num_steps: int, variant: str, frozen: bool = False) -> dict:
   """Compiles and times one task's train step; returns its figures."""
   config = finetune.get_config(task).unlock()
   config.model.variant = variant
+  config.finetune.freeze_backbone = frozen
   config.batch_size = batch
   config.total_steps = 1000
   samples = window_of(config)
@@ -68,7 +71,8 @@ def time_task(task: str, batch: int, num_steps: int, variant: str) -> dict:
   compile_s = time.perf_counter() - t0
   ms, _, metrics = median_step_ms(compiled, state, data, key, steps=num_steps)
   tokens = config.model.num_channels * samples // 20
-  return {"task": task, "input": f"{config.model.num_channels}x{samples}", "tokens": tokens,
+  return {"task": task + (" (frozen)" if frozen else ""),
+          "input": f"{config.model.num_channels}x{samples}", "tokens": tokens,
           "batch": batch, "compile_s": round(compile_s, 1), "ms_per_step": round(ms, 1),
           "examples_per_s": round(batch * 1000 / ms, 2), "loss": round(float(metrics["loss"]), 4)}
 
@@ -79,6 +83,7 @@ def main():
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--variant", default="tiny")
+  p.add_argument("--frozen", action="store_true", help="time the linear-probing step")
   args = p.parse_args()
   tasks = args.tasks.split(",")
   unknown = [t for t in tasks if t not in WINDOW_TASKS]
@@ -88,7 +93,7 @@ def main():
         f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.1f}")
   print(f"{'task':10} {'input':>8} {'tokens':>6} {'batch':>5} {'ms/step':>9} {'ex/s':>7}")
   for task in tasks:
-    r = time_task(task, args.batch, args.steps, args.variant)
+    r = time_task(task, args.batch, args.steps, args.variant, args.frozen)
     print(f"{r['task']:10} {r['input']:>8} {r['tokens']:>6} {r['batch']:>5} "
           f"{r['ms_per_step']:>9.1f} {r['examples_per_s']:>7.2f}", flush=True)
     print(json.dumps(r), file=sys.stderr)

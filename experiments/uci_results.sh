@@ -2,7 +2,8 @@
 # The UCI-EMG experiment behind RESULTS.md: pretrain on the training subjects' windows, fine-tune,
 # compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
 # Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled
-#   ablation ablation_pretrained probe probe_pooled lpft db5 ablation_probe)
+#   ablation ablation_pretrained probe probe_pooled lpft lpft_pooled subject_scratch
+#   pretrain_pooled db5 ablation_probe)
 # "probe" stages train the classifier head on a frozen encoder (linear probing,
 # finetune.freeze_backbone=True); "lpft" fine-tunes everything starting from each probe's
 # checkpoint (head included); "db5" adds the two real NinaPro DB5 recordings in ../shared (two
@@ -20,6 +21,7 @@ PRE_STEPS=${PRE_STEPS:-600}          # 19,200 windows at batch 32 (~1.2 passes o
 PRE_CONFIG=${PRE_CONFIG:-hz200_all}  # every 1 s window of the recordings, stride 0.1 s
 FT_EPOCHS=${FT_EPOCHS:-10}
 SEEDS=${SEEDS:-3}
+PROBE_LR=${PROBE_LR:-5e-4}           # peak LR of the linear probe (the head alone)
 DB5_MANUAL=${DB5_MANUAL:-../shared/data/ninapro_samples/db5}
 SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
 # DB5 by_subject puts both shared subjects (1, 5) in "train"; each 16-channel window gives two
@@ -46,7 +48,17 @@ finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4
     --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1 \
     --config.finetune.seeds="$SEEDS" "$@"
 }
-probe() { finetune "$@" --config.finetune.freeze_backbone=True; }
+# Linear probing: the head alone on the frozen encoder's features (no backward pass through
+# the encoder, so ~3x faster per step), at its own learning rate.
+probe() {
+  finetune "$@" --config.finetune.freeze_backbone=True --config.optimizer.peak_lr="$PROBE_LR"
+}
+lpft() {  # $1 = task, $2 = probe workdir, $3 = workdir: one run per seed, each from its probe
+  for ((k = 0; k < SEEDS; k++)); do
+    timed "$(basename "$3")_seed$k" finetune "$1" "$3/seed_$k" "$2/seed_$k/best" time \
+      --config.seed=$((42 + k)) --config.finetune.seeds=1
+  done
+}
 
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(build pretrain subject pooled ablation ablation_pretrained)
@@ -85,20 +97,24 @@ for stage in "${stages[@]}"; do
     probe_pooled)
       timed lp_pooled_pretrained probe uci_200hz_pooled "$OUT/lp_pooled_pretrained" \
         "$OUT/pretrain_pooled/checkpoints" time ;;
-    lpft)  # one run per seed: each starts from the probe of the same seed
-      for ((k = 0; k < SEEDS; k++)); do
-        timed "lpft_subject_pretrained_seed$k" finetune uci_200hz \
-          "$OUT/lpft_subject_pretrained/seed_$k" "$OUT/lp_subject_pretrained/seed_$k/best" time \
-          --config.seed=$((42 + k)) --config.finetune.seeds=1
-      done ;;
+    lpft) lpft uci_200hz "$OUT/lp_subject_pretrained" "$OUT/lpft_subject_pretrained" ;;
+    lpft_pooled)
+      lpft uci_200hz_pooled "$OUT/lp_pooled_pretrained" "$OUT/lpft_pooled_pretrained" ;;
+    subject_scratch)
+      timed ft_subject_scratch finetune uci_200hz "$OUT/ft_subject_scratch" "" time ;;
+    pretrain_pooled)
+      timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
+        "train+validation+test|repetition=1" ;;
     db5)
       timed build_db5 $PY -m data_builders.build ninapro_db5 --manual_dir="$DB5_MANUAL" \
         --data_dir="$DATA" --config=by_subject
       timed pretrain_subject_db5 pretrain "$OUT/pretrain_time_db5" time train "$SRC_DB5"
       timed lp_subject_pretrained_db5 probe uci_200hz "$OUT/lp_subject_pretrained_db5" \
         "$OUT/pretrain_time_db5/checkpoints" time ;;
-    ablation_probe)
+    ablation_probe)  # pretrains each mode unless `ablation_pretrained` already did
       for mode in released flat; do
+        [ -d "$OUT/pretrain_$mode/checkpoints" ] ||
+          timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
         timed "lp_subject_pretrained_$mode" probe uci_200hz "$OUT/lp_subject_pretrained_$mode" \
           "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;

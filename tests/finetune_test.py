@@ -42,6 +42,8 @@ def test_finetune_from_pretrained_writes_summary_report_and_best(tmp_path, pretr
   assert summary["steps_per_epoch"] == 4 and summary["runs"][0]["steps"] == 8
   # Synthetic windows all come from "subject 0": its accuracy is the split's.
   assert summary["test"]["accuracy_by_subject"] == {"0": summary["test"]["accuracy"]}
+  assert finetune.scores_line(summary["test"]).startswith("accuracy ")
+  assert "accuracy_by_subject" not in finetune.scores_line(summary["test"])
   on_disk = json.loads((tmp_path / "summary.json").read_text())
   assert on_disk["task"] == "uci"
   report = (tmp_path / "report.md").read_text()

@@ -27,7 +27,8 @@ def class_names(config) -> list[str] | None:
 def predict(model, batches, batch_size: int, target_key: str, group_key: str | None = None):
   """Runs the model over every batch (the short last one padded).
 
-  Returns (outputs, targets), plus the `group_key` field (e.g. subject ids) when one is named.
+  Returns (outputs, targets, groups): groups is the `group_key` field (e.g. subject ids), or
+  None when no key is named.
   """
   graphdef, params = nnx.split(model)
   forward = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
@@ -41,9 +42,8 @@ def predict(model, batches, batch_size: int, target_key: str, group_key: str | N
     targets.append(batch[target_key])
     if group_key:
       groups.append(batch[group_key])
-  if group_key:
-    return np.concatenate(outputs), np.concatenate(targets), np.concatenate(groups)
-  return np.concatenate(outputs), np.concatenate(targets)
+  return (np.concatenate(outputs), np.concatenate(targets),
+          np.concatenate(groups) if group_key else None)
 
 
 def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:

@@ -119,6 +119,12 @@ def derive_schedule(config, num_train: int):
   return steps_per_epoch
 
 
+def scores_line(test: dict[str, Any]) -> str:
+  """'accuracy 0.7500 +/- 0.0100, ...' for the top-level metrics of a summary's "test" entry."""
+  return ", ".join(f"{k} {v['mean']:.4f} +/- {v['std']:.4f}" for k, v in test.items()
+                   if isinstance(v, dict) and "mean" in v)
+
+
 def run(config, workdir: str) -> dict[str, Any]:
   """Fine-tunes and tests; returns the summary written to `workdir/summary.json`."""
   config = copy.deepcopy(config)

@@ -41,9 +41,7 @@ def main(argv):
     from tinymyo_jax import finetune
     summary = finetune.run(config, workdir)
     if jax.process_index() == 0:
-      scores = ", ".join(f"{k} {v['mean']:.4f} +/- {v['std']:.4f}"
-                         for k, v in summary["test"].items() if isinstance(v, dict))
-      print(f"\ntest: {scores}")
+      print(f"\ntest: {finetune.scores_line(summary['test'])}")
       print(f"best checkpoint: {summary['runs'][0]['best_dir']}")
       print(f"report:      {os.path.join(workdir, 'report.md')}")
   if jax.process_index() == 0:
