@@ -113,7 +113,7 @@ for stage in "${stages[@]}"; do
         "$OUT/pretrain_time_db5/checkpoints" time ;;
     ablation_probe)  # pretrains each mode unless `ablation_pretrained` already did
       for mode in released flat; do
-        [ -d "$OUT/pretrain_$mode/checkpoints" ] ||
+        [ -f "$OUT/pretrain_$mode/summary.json" ] ||
           timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
         timed "lp_subject_pretrained_$mode" probe uci_200hz "$OUT/lp_subject_pretrained_$mode" \
           "$OUT/pretrain_$mode/checkpoints" "$mode"
