@@ -49,7 +49,7 @@ finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4
     --config.finetune.seeds="$SEEDS" "$@"
 }
 # Linear probing: the head alone on the frozen encoder's features (no backward pass through
-# the encoder, so ~3x faster per step), at its own learning rate.
+# the encoder: 4.8x the examples/s of a full step, BENCHMARKS.md), at its own learning rate.
 probe() {
   finetune "$@" --config.finetune.freeze_backbone=True --config.optimizer.peak_lr="$PROBE_LR"
 }

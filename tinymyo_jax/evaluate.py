@@ -59,7 +59,7 @@ def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
   source = train.data_sources(config)
   target_key = "label" if config.task == "classification" else "angles"
   records = input_pipeline.load_source(source[0], config.data.test_split, config.data.data_dir)
-  by_subject = config.task == "classification" and len(records) and "subject" in records[0]
+  by_subject = config.task == "classification" and len(records) > 0 and "subject" in records[0]
   batches = input_pipeline.make_dataset(
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False,

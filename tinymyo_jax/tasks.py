@@ -19,17 +19,10 @@ TASK_TYPES = ("classification", "regression")
 
 
 def forward(model, x, key, train: bool, frozen_encoder: bool = False):
-  """The model's output on `x`; dropout from `key` when training.
-
-  frozen_encoder: linear probing. The encoder runs deterministically (fixed features, no
-  dropout) under `stop_gradient`, so no backward pass goes through it; only the head trains.
-  """
+  """The model's output on `x`; dropout from `key` when training (see `TinyMyo.__call__` for
+  `frozen_encoder`)."""
   rngs = nnx.Rngs(dropout=key) if train else None
-  if not frozen_encoder:
-    return model(x, deterministic=not train, rngs=rngs)
-  latent = jax.lax.stop_gradient(model.encode(x, deterministic=True))
-  out = model.head(latent, num_channels=x.shape[1], deterministic=not train, rngs=rngs)
-  return out.astype(jnp.float32)
+  return model(x, deterministic=not train, rngs=rngs, frozen_encoder=frozen_encoder)
 
 
 def classification_loss(model, batch, key, train: bool, *, label_smoothing: float = 0.0,

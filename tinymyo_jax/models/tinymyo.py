@@ -151,8 +151,13 @@ class TinyMyo(nnx.Module):
     return self.norm(x)
 
   def __call__(self, x_bct, mask_bn=None, *, deterministic: bool = True,
-               rngs: nnx.Rngs | None = None) -> jnp.ndarray:
-    latent = self.encode(x_bct, mask_bn, deterministic=deterministic, rngs=rngs)
+               rngs: nnx.Rngs | None = None, frozen_encoder: bool = False) -> jnp.ndarray:
+    """Head output. frozen_encoder (linear probing): the encoder runs deterministically under
+    `stop_gradient`, so no backward pass goes through it; only the head trains."""
+    if frozen_encoder:
+      latent = jax.lax.stop_gradient(self.encode(x_bct, mask_bn, deterministic=True))
+    else:
+      latent = self.encode(x_bct, mask_bn, deterministic=deterministic, rngs=rngs)
     out = self.head(latent, num_channels=x_bct.shape[1], deterministic=deterministic, rngs=rngs)
     return out.astype(jnp.float32)
 
