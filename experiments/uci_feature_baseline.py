@@ -7,7 +7,9 @@ context: how much of the task is the per-channel amplitude pattern, and which te
 amplitude model can classify.
 
 Usage: python experiments/uci_feature_baseline.py [--data_dir data/tfds_uci_full]
-       (after `bash experiments/uci_results.sh build`)
+                                                 [--rotate_subject 22]
+       (after `bash experiments/uci_results.sh build`); --rotate_subject also scores that test
+       subject's windows under each of the 8 circular channel shifts (an armband worn rotated).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("--data_dir", default="data/tfds_uci_full")
   p.add_argument("--config", default="hz200")
+  p.add_argument("--rotate_subject", type=int, default=None)
   args = p.parse_args()
   x, y, _ = load_split("train", args.data_dir, args.config)
   model = fit_lda(log_rms(x), y)
@@ -68,6 +71,11 @@ def main():
     pred = predict_lda(model, log_rms(x))
     out[split] = {"accuracy": float((pred == y).mean()),
                   "accuracy_by_subject": metrics.accuracy_by_group(y, pred, subjects)}
+    if split == "test" and args.rotate_subject is not None:
+      mine = subjects == args.rotate_subject
+      out["test"]["rotations"] = [
+          float((predict_lda(model, log_rms(np.roll(x[mine], k, axis=1))) == y[mine]).mean())
+          for k in range(x.shape[1])]
   print(json.dumps(out, indent=1))
 
 
