@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= export,test,beam
+EXTRAS ?= export,test,beam,baselines
 
 WORKDIR ?= runs/pretrain
 DATA_DIR ?= data/tfds

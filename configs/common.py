@@ -30,7 +30,14 @@ def base_config() -> ml_collections.ConfigDict:
       reduction="concat", target_len=500))
   c.data = ml_collections.ConfigDict(dict(
       sources=(("uci_emg", "default", 1.0),), data_dir=DEFAULT_DATA_DIR, train_split="train",
-      eval_split="validation", normalization="minmax", num_channels=0, keep=()))
+      eval_split="validation", normalization="minmax", num_channels=0, keep=(),
+      # Extra (name, builder_config, split) corpora whose loss is logged at every evaluation
+      # (`eval/<name>/...`) without training on them; 'standardize' uses their train split's
+      # channel statistics.
+      eval_sources=(),
+      # Training-time augmentation (input_pipeline.Augmentation): circular channel shift,
+      # amplitude gain exp(U(-scale, scale)), circular time shift of up to `jitter` samples.
+      augment=ml_collections.ConfigDict(dict(rotate=False, scale=0.0, jitter=0))))
   c.batch_size = 32
   c.total_steps = 1000
   c.grad_accum_steps = 1
@@ -63,6 +70,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     if not 3 <= len(spec) <= 5 or float(spec[2]) <= 0 or (len(spec) > 3 and int(spec[3]) < 0):
       raise ValueError(f"config.data.sources entries are (name, builder_config, weight>0"
                        f"[, channel_group>=0[, split]]); got {spec}")
+  for spec in c.data.get("eval_sources", ()):
+    if len(spec) != 3 or not all(isinstance(v, str) and v for v in spec):
+      raise ValueError(f"config.data.eval_sources entries are (name, builder_config, split); "
+                       f"got {spec}")
   if not 0.0 <= c.pretrain.mask_ratio < 1.0:
     raise ValueError(f"config.pretrain.mask_ratio must be in [0, 1), got {c.pretrain.mask_ratio}")
   if c.optimizer.warmup_steps < 0:

@@ -11,6 +11,13 @@ Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   uci_pooled     UCI-EMG with subjects pooled, split by gesture repetition: repetition 1 of both
                  series -> train, repetition 2 of series 1 -> validation, of series 2 -> test
   uci_200hz_pooled  the pooled split at 200 Hz
+  uci,<split> / uci_200hz,<split>   a named subject split (UCI_SPLITS): copy (the default above),
+                 paper (subjects 1-24 / 25-30 / 31-36, needs the complete 36-subject corpus),
+                 fold0..fold4 (grouped 5-fold cross-validation by subject)
+  myo_readings   myo-readings-dataset, 8 wrist gestures, 8 ch x 200 (1 s), participant-disjoint
+  myoarmband     Myo Armband Dataset, 7 gestures, within person: cycles 0-1 / 2 / 3
+  myodisco       MyoDisCo, 10 gestures, within person across days (day 1 -> day 2)
+  ciil           CIIL electrode shift, 5 gestures, within person across an electrode shift
   db5            NinaPro DB5, 53 classes, 16 ch x 200 samples (1 s at 200 Hz), repetition split
   epn612         EMG-EPN-612, 6 classes, 8 ch x 1000 samples (5 s at 200 Hz)
   db8            NinaPro DB8 joint angles (5 DoA), 16 ch x 1000 samples at 2 kHz, regression
@@ -29,6 +36,30 @@ import ml_collections
 from configs import common
 
 ALL_SPLITS = "train+validation+test"
+
+
+def subject_splits(train: str, validation: str, test: str) -> tuple[str, str, str]:
+  """(train, validation, test) split expressions selecting subjects of every built split."""
+  return tuple(f"{ALL_SPLITS}|subject={s}" for s in (train, validation, test))
+
+
+def subject_fold(k: int, folds: int = 5, max_subject: int = 36) -> tuple[str, str, str]:
+  """Grouped cross-validation fold k: test = subjects s with s % folds == k, validation = the
+  next residue class, train = the rest (ids up to `max_subject`; absent ids select nothing)."""
+  def ids(residue):
+    return "+".join(str(s) for s in range(1, max_subject + 1) if s % folds == residue)
+  rest = "+".join(ids(r) for r in range(folds) if r not in (k, (k + 1) % folds))
+  return subject_splits(rest, ids((k + 1) % folds), ids(k))
+
+
+# Named subject splits of the UCI tasks, picked with ",<name>" after the task
+# (`configs/finetune.py:uci_200hz,paper`). "copy": the builder's splits, the paper's protocol mapped
+# onto the 20-subject distribution copy (train <= 16, validation 17-19, test >= 20); "paper": the
+# paper's subjects 1-24 / 25-30 / 31-36 of the complete 36-subject corpus; "fold0".."fold4":
+# grouped 5-fold cross-validation by subject id modulo 5 (validation = the next fold).
+UCI_SPLITS = {"copy": ("train", "validation", "test"),
+              "paper": subject_splits("1-24", "25-30", "31-36"),
+              **{f"fold{k}": subject_fold(k) for k in range(5)}}
 
 TASKS = {
     "uci": dict(task="classification", sources=(("uci_emg", "default", 1.0),), channels=8,
@@ -51,6 +82,16 @@ TASKS = {
                    outputs=6),
     "db8": dict(task="regression", sources=(("ninapro_db8", "w1000", 1.0),), channels=16,
                 outputs=5, target_len=1000, keep=("angles",)),
+    # The four Myo-armband corpora (8 ch, 200 Hz, 1 s windows), each with its publisher's
+    # protocol as the builder's splits (see each data_builders/<name>/README.md).
+    "myo_readings": dict(task="classification", sources=(("myo_readings", "default", 1.0),),
+                         channels=8, outputs=8),
+    "myoarmband": dict(task="classification", sources=(("myoarmband", "cycle", 1.0),),
+                       channels=8, outputs=7),
+    "myodisco": dict(task="classification", sources=(("myodisco", "cross_day", 1.0),),
+                     channels=8, outputs=10),
+    "ciil": dict(task="classification", sources=(("ciil", "electrode_shift", 1.0),),
+                 channels=8, outputs=5),
     "gaddy_recognition": dict(task="speech_recognition",
                               sources=(("gaddy_silent_speech", "origdev", 1.0),), channels=8,
                               outputs=38, keep=()),
@@ -61,10 +102,19 @@ TASKS = {
 
 
 def get_config(arg: str | None = None):
-  name = common.pick_preset(arg, TASKS, default="uci")
-  spec = TASKS[name]
+  """`arg` is "<task>" or "<task>,<split>" with a split of `UCI_SPLITS` for the UCI tasks."""
+  task, _, split_name = (arg or "uci").partition(",")
+  name = common.pick_preset(task, TASKS, default="uci")
+  spec = dict(TASKS[name])
+  if split_name:
+    if not name.startswith("uci") or "splits" in spec:
+      raise ValueError(f"task {name!r} takes no named split (got {split_name!r}); named splits "
+                       f"exist for the subject-split UCI tasks uci and uci_200hz")
+    if split_name not in UCI_SPLITS:
+      raise ValueError(f"unknown UCI split {split_name!r}; expected one of {sorted(UCI_SPLITS)}")
+    spec["splits"] = UCI_SPLITS[split_name]
   c = common.base_config()
-  c.name = name
+  c.name = f"{name}_{split_name}" if split_name else name
   c.task = spec["task"]
   c.data.sources = spec["sources"]
   c.data.normalization = "standardize"  # per-channel z-score, training-split statistics

@@ -8,6 +8,10 @@ Presets:
            embedded default; `make pretrain` runs it briefly on the bundled sample.
   small    the 4-layer variant, same data.
   smoke    a 2-layer, 48-wide model on synthetic windows, for tests and quick checks (seconds).
+  myo      cross-corpus: the `all` windows of the four Myo-armband corpora (myoarmband,
+           myo_readings, myodisco, ciil; ~90 people, 8 ch x 200 samples = 1 s at 200 Hz), no
+           UCI recording; weights ~ sqrt(hours); masked loss logged per corpus and on the UCI
+           validation subjects (`data.eval_sources`), so one checkpoint serves every UCI split.
   paper    the paper's corpora: NinaPro DB6 + DB7 + emg2pose, 16 ch x 1000 at 2 kHz, zero-padded
            to 16 channels, batch 512, 50-epoch-like schedule (needs the corpora built).
 
@@ -22,7 +26,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None):
-  presets = {"default": _default, "small": _small, "smoke": _smoke, "paper": _paper}
+  presets = {"default": _default, "small": _small, "smoke": _smoke, "myo": _myo,
+             "paper": _paper}
   name = common.pick_preset(arg, presets)
   config = common.base_config()
   config.name = name
@@ -51,6 +56,26 @@ def _smoke(c):
   c.eval_batches = 2
   c.checkpoint_every = 3
   c.progress_bar = False
+
+
+# Hours of EMG per corpus (SOURCE.md): 0.85, 13.5, 4.7, 1.9; weights ~ sqrt(hours), so the largest
+# corpus (myo_readings, 33 people) does not drown the other 57 people.
+MYO_SOURCES = (("myoarmband", "all", 0.9), ("myo_readings", "all", 3.7), ("myodisco", "all", 2.2),
+               ("ciil", "all", 1.4))
+
+
+def _myo(c):
+  c.data.sources = MYO_SOURCES
+  c.data.normalization = "standardize"  # per-corpus training-split channel statistics
+  c.data.eval_sources = (("uci_emg", "hz200_all", "validation"),)
+  c.batch_size = 32
+  c.total_steps = 1500
+  c.optimizer.peak_lr = 5e-4
+  c.optimizer.warmup_steps = 75
+  c.log_every = 10
+  c.eval_every = 250
+  c.checkpoint_every = 250
+  c.eval_batches = 8
 
 
 def _paper(c):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The UCI-EMG experiment behind RESULTS.md: pretrain on the training subjects' windows, fine-tune,
 # compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
-# Usage: bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled
+# Usage: [SPLIT=paper|fold0..fold4] bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled
 #   ablation ablation_pretrained probe probe_pooled lpft lpft_pooled subject_scratch
 #   pretrain_pooled db5 ablation_probe)
 # "probe" stages train the classifier head on a frozen encoder (linear probing,
@@ -22,6 +22,9 @@ PRE_CONFIG=${PRE_CONFIG:-hz200_all}  # every 1 s window of the recordings, strid
 FT_EPOCHS=${FT_EPOCHS:-10}
 SEEDS=${SEEDS:-3}
 PROBE_LR=${PROBE_LR:-5e-4}           # peak LR of the linear probe (the head alone)
+SPLIT=${SPLIT:-}                     # a named subject split (configs/finetune.py UCI_SPLITS):
+                                     # "" = the builder's, paper (36-subject copy), fold0..fold4
+TASK="uci_200hz${SPLIT:+,$SPLIT}"
 DB5_MANUAL=${DB5_MANUAL:-../shared/data/ninapro_samples/db5}
 SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
 # DB5 by_subject puts both shared subjects (1, 5) in "train"; each 16-channel window gives two
@@ -29,7 +32,7 @@ SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
 SRC_DB5="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),('ninapro_db5','by_subject',0.6,8,'train'))"
 mkdir -p "$OUT"
 
-timed() { local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >> "$OUT/times.txt"; }
+source experiments/lib.sh   # timed, finetune, probe
 
 pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources flag]
   $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
@@ -40,19 +43,6 @@ pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources fl
     --config.eval_every=120 --config.checkpoint_every=120 --config.eval_batches=4
 }
 
-finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4 = rope mode,
-              # then extra flags
-  local task=$1 workdir=$2 init=$3 mode=$4; shift 4
-  $PY -m tinymyo_jax.main --config=configs/finetune.py:"$task" --workdir="$workdir" \
-    --config.data.data_dir="$DATA" --config.init_from="$init" --config.model.rope_mode="$mode" \
-    --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1 \
-    --config.finetune.seeds="$SEEDS" "$@"
-}
-# Linear probing: the head alone on the frozen encoder's features (no backward pass through
-# the encoder: 4.8x the examples/s of a full step, BENCHMARKS.md), at its own learning rate.
-probe() {
-  finetune "$@" --config.finetune.freeze_backbone=True --config.optimizer.peak_lr="$PROBE_LR"
-}
 lpft() {  # $1 = task, $2 = probe workdir, $3 = workdir: one run per seed, each from its probe
   for ((k = 0; k < SEEDS; k++)); do
     timed "$(basename "$3")_seed$k" finetune "$1" "$3/seed_$k" "$2/seed_$k/best" time \
@@ -71,9 +61,9 @@ for stage in "${stages[@]}"; do
       done ;;
     pretrain) timed pretrain_subject pretrain "$OUT/pretrain_time" time train ;;
     subject)
-      timed ft_subject_pretrained finetune uci_200hz "$OUT/ft_subject_pretrained" \
+      timed ft_subject_pretrained finetune "$TASK" "$OUT/ft_subject_pretrained" \
         "$OUT/pretrain_time/checkpoints" time
-      timed ft_subject_scratch finetune uci_200hz "$OUT/ft_subject_scratch" "" time ;;
+      timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pooled)
       timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
         "train+validation+test|repetition=1"
@@ -82,26 +72,26 @@ for stage in "${stages[@]}"; do
       timed ft_pooled_scratch finetune uci_200hz_pooled "$OUT/ft_pooled_scratch" "" time ;;
     ablation)
       for mode in released flat; do
-        timed "ft_subject_scratch_$mode" finetune uci_200hz "$OUT/ft_subject_scratch_$mode" "" "$mode"
+        timed "ft_subject_scratch_$mode" finetune "$TASK" "$OUT/ft_subject_scratch_$mode" "" "$mode"
       done ;;
     ablation_pretrained)
       for mode in released flat; do
         timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
-        timed "ft_subject_pretrained_$mode" finetune uci_200hz \
+        timed "ft_subject_pretrained_$mode" finetune "$TASK" \
           "$OUT/ft_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
     probe)
-      timed lp_subject_pretrained probe uci_200hz "$OUT/lp_subject_pretrained" \
+      timed lp_subject_pretrained probe "$TASK" "$OUT/lp_subject_pretrained" \
         "$OUT/pretrain_time/checkpoints" time
-      timed lp_subject_scratch probe uci_200hz "$OUT/lp_subject_scratch" "" time ;;
+      timed lp_subject_scratch probe "$TASK" "$OUT/lp_subject_scratch" "" time ;;
     probe_pooled)
       timed lp_pooled_pretrained probe uci_200hz_pooled "$OUT/lp_pooled_pretrained" \
         "$OUT/pretrain_pooled/checkpoints" time ;;
-    lpft) lpft uci_200hz "$OUT/lp_subject_pretrained" "$OUT/lpft_subject_pretrained" ;;
+    lpft) lpft "$TASK" "$OUT/lp_subject_pretrained" "$OUT/lpft_subject_pretrained" ;;
     lpft_pooled)
       lpft uci_200hz_pooled "$OUT/lp_pooled_pretrained" "$OUT/lpft_pooled_pretrained" ;;
     subject_scratch)
-      timed ft_subject_scratch finetune uci_200hz "$OUT/ft_subject_scratch" "" time ;;
+      timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pretrain_pooled)
       timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
         "train+validation+test|repetition=1" ;;
@@ -109,13 +99,13 @@ for stage in "${stages[@]}"; do
       timed build_db5 $PY -m data_builders.build ninapro_db5 --manual_dir="$DB5_MANUAL" \
         --data_dir="$DATA" --config=by_subject
       timed pretrain_subject_db5 pretrain "$OUT/pretrain_time_db5" time train "$SRC_DB5"
-      timed lp_subject_pretrained_db5 probe uci_200hz "$OUT/lp_subject_pretrained_db5" \
+      timed lp_subject_pretrained_db5 probe "$TASK" "$OUT/lp_subject_pretrained_db5" \
         "$OUT/pretrain_time_db5/checkpoints" time ;;
     ablation_probe)  # pretrains each mode unless `ablation_pretrained` already did
       for mode in released flat; do
         [ -f "$OUT/pretrain_$mode/summary.json" ] ||
           timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
-        timed "lp_subject_pretrained_$mode" probe uci_200hz "$OUT/lp_subject_pretrained_$mode" \
+        timed "lp_subject_pretrained_$mode" probe "$TASK" "$OUT/lp_subject_pretrained_$mode" \
           "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
     *) echo "unknown stage $stage"; exit 2 ;;

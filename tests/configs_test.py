@@ -7,7 +7,7 @@ import pytest
 from configs import common, pretrain
 
 
-@pytest.mark.parametrize("preset", ["default", "small", "smoke", "paper"])
+@pytest.mark.parametrize("preset", ["default", "small", "smoke", "myo", "paper"])
 def test_pretrain_presets_validate(preset):
   config = pretrain.get_config(preset)
   common.validate(config)
@@ -65,3 +65,54 @@ def test_validate_rejects_bad_source_entries(sources):
   config.data.sources = sources
   with pytest.raises(ValueError, match="entries are \\(name, builder_config, weight>0"):
     common.validate(config)
+
+
+def test_uci_folds_partition_the_subjects():
+  from configs import finetune
+  tests = []
+  for k in range(5):
+    roles = [ip_values(expr) for expr in finetune.UCI_SPLITS[f"fold{k}"]]
+    assert set().union(*roles) == set(range(1, 37))
+    assert sum(len(r) for r in roles) == 36  # no subject in two roles
+    assert roles[1] == ip_values(finetune.UCI_SPLITS[f"fold{(k + 1) % 5}"][2])
+    tests.append(roles[2])
+  assert sorted(s for t in tests for s in t) == list(range(1, 37))
+
+
+def test_named_uci_splits_and_their_errors():
+  from configs import finetune
+  paper = finetune.get_config("uci_200hz,paper")
+  assert paper.name == "uci_200hz_paper"
+  assert [ip_values(s) for s in (paper.data.train_split, paper.data.eval_split,
+                                 paper.data.test_split)] == [set(range(1, 25)),
+                                                             set(range(25, 31)),
+                                                             set(range(31, 37))]
+  assert finetune.get_config("uci,copy").data.test_split == "test"
+  with pytest.raises(ValueError, match="unknown UCI split 'fold9'"):
+    finetune.get_config("uci_200hz,fold9")
+  with pytest.raises(ValueError, match="task 'db5' takes no named split"):
+    finetune.get_config("db5,paper")
+
+
+def test_myo_preset_trains_on_no_uci_recording():
+  config = pretrain.get_config("myo")
+  common.validate(config)
+  assert [s[0] for s in config.data.sources] == ["myoarmband", "myo_readings", "myodisco",
+                                                  "ciil"]
+  assert all(s[1] == "all" for s in config.data.sources)
+  assert config.data.eval_sources == (("uci_emg", "hz200_all", "validation"),)
+  from data_builders import registry
+  for name, builder_config, *_ in (*config.data.sources, *config.data.eval_sources):
+    assert builder_config in [c.name for c in registry.builder_class(name).BUILDER_CONFIGS]
+
+
+def test_validate_rejects_bad_eval_sources():
+  config = pretrain.get_config("smoke").unlock()
+  config.data.eval_sources = (("uci_emg", "hz200"),)
+  with pytest.raises(ValueError, match="eval_sources entries are \\(name, builder_config, split"):
+    common.validate(config)
+
+
+def ip_values(expr: str) -> set[int]:
+  from tinymyo_jax import input_pipeline
+  return set(input_pipeline.parse_split(expr)[1]["subject"])

@@ -124,3 +124,60 @@ def test_reads_built_uci_sample(tmp_path):
   assert batch["label"].shape == (2,)
   meta = ip.source_metadata(ip.Source("uci_emg", "default"), str(tmp_path))
   assert meta["sample_rate_hz"] == 1000 and meta["num_channels"] == 8
+
+
+def test_split_expressions_select_ranges_and_sets():
+  names, where = ip.parse_split("train+validation|subject=1-3+7,repetition=2")
+  assert names == ["train", "validation"]
+  assert where == {"subject": frozenset({1, 2, 3, 7}), "repetition": frozenset({2})}
+  records = [{"subject": s, "repetition": r} for s in range(1, 9) for r in (1, 2)]
+  view = ip.RecordView([records[:8], records[8:]], where)
+  assert [(r["subject"], r["repetition"]) for r in view] == [(1, 2), (2, 2), (3, 2), (7, 2)]
+
+
+@pytest.mark.parametrize("expr,problem", [
+    ("train|subject=a-3", "bad value 'a-3'"),
+    ("train|subject=5-2", "empty range '5-2'"),
+    ("train|subject", "expected field=values"),
+    ("train|subject=", "expected field=values"),
+])
+def test_bad_split_expressions_name_the_value(expr, problem):
+  with pytest.raises(ValueError, match=problem):
+    ip.parse_split(expr)
+
+
+def test_augmentation_rotates_scales_and_shifts_per_window():
+  x = np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
+  rng = np.random.default_rng(0)
+  rotated = ip.Augment(ip.Augmentation(rotate=True)).random_map({"emg": x, "label": 3}, rng)
+  assert rotated["label"] == 3
+  shift = int(np.flatnonzero(rotated["emg"][:, 0] == 0)[0])  # where channel 0 went
+  np.testing.assert_array_equal(rotated["emg"], np.roll(x, shift, axis=0))
+  scaled = ip.Augment(ip.Augmentation(scale=0.3)).random_map({"emg": x + 1}, rng)["emg"]
+  gain = scaled / (x + 1)
+  assert np.allclose(gain, gain.flat[0]) and np.exp(-0.3) <= gain.flat[0] <= np.exp(0.3)
+  jittered = ip.Augment(ip.Augmentation(jitter=2)).random_map({"emg": x}, rng)["emg"]
+  assert any(np.array_equal(jittered, np.roll(x, k, axis=1)) for k in range(-2, 3))
+  with pytest.raises(ValueError, match="must be >= 0"):
+    ip.Augmentation(scale=-0.1)
+
+
+def test_augmentation_changes_training_batches_only_and_is_seeded():
+  source = [ip.Source("synthetic", "8x20:16")]
+  kw = dict(data_dir="", batch_size=16, normalization="none")
+  aug = ip.Augmentation(rotate=True, scale=0.2)
+  plain = next(iter(ip.make_dataset(source, "train", seed=1, train=True, **kw)))["emg"]
+  first = next(iter(ip.make_dataset(source, "train", seed=1, train=True, augmentation=aug,
+                                    **kw)))["emg"]
+  again = next(iter(ip.make_dataset(source, "train", seed=1, train=True, augmentation=aug,
+                                    **kw)))["emg"]
+  np.testing.assert_array_equal(first, again)
+  assert not np.allclose(first, plain)
+  # Same windows, only rotated and scaled: each window's sorted |values| match up to one gain.
+  ratio = np.sort(np.abs(first), axis=None) / np.sort(np.abs(plain), axis=None)
+  assert np.isfinite(ratio).all()
+  evaluation = next(iter(ip.make_dataset(source, "validation", seed=1, train=False,
+                                         augmentation=aug, **kw)))["emg"]
+  np.testing.assert_array_equal(
+      evaluation, next(iter(ip.make_dataset(source, "validation", seed=1, train=False,
+                                            **kw)))["emg"])

@@ -126,3 +126,20 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
   config.model.rope_mode = "flat"
   with pytest.raises(checkpointing.CheckpointError):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_per_corpus_and_extra_eval_sets_are_logged(tmp_path):
+  config = smoke_config(total_steps=3, eval_every=3, checkpoint_every=3).unlock()
+  config.data.sources = (("synthetic", "8x200:64", 1.0), ("synthetic", "8x200:48", 2.0))
+  config.data.eval_sources = (("synthetic", "8x200:40", "test"),)
+  summary = train.train_and_evaluate(config.lock(), str(tmp_path))
+  names = ("synthetic:8x200:64", "synthetic:8x200:48", "synthetic:8x200:40:test")
+  assert sorted(summary["final_eval_metrics_by_set"]) == sorted(names)
+  for metrics in summary["final_eval_metrics_by_set"].values():
+    assert np.isfinite(metrics["loss"]) and metrics.keys() == summary["final_eval_metrics"].keys()
+  # The extra set reads other windows (split "test"); every set is in the log at the eval step.
+  by_set = summary["final_eval_metrics_by_set"]
+  assert by_set[names[2]]["loss"] != by_set[names[0]]["loss"]
+  rows = [r for r in reporting.read_metrics(str(tmp_path)) if r["step"] == 3]
+  logged = {k for r in rows for k in r}
+  assert {f"eval/{n}/loss" for n in names} <= logged

@@ -115,6 +115,47 @@ class PrepareWindow(grain.transforms.Map):
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+  """Training-time augmentations of normalized windows, each drawn per window.
+
+  rotate: circular shift of the channel axis by a uniform 0..C-1 (an armband worn rotated; only
+    meaningful for one circular armband such as the 8-channel Myo).
+  scale: amplitude gain exp(u), u ~ U(-scale, scale) (0 = off), one gain per window.
+  jitter: circular time shift by a uniform -jitter..jitter samples (0 = off).
+  """
+
+  rotate: bool = False
+  scale: float = 0.0
+  jitter: int = 0
+
+  def __post_init__(self):
+    if self.scale < 0 or self.jitter < 0:
+      raise ValueError(f"augmentation scale and jitter must be >= 0, got scale={self.scale}, "
+                       f"jitter={self.jitter}")
+
+  @property
+  def active(self) -> bool:
+    return bool(self.rotate or self.scale or self.jitter)
+
+
+class Augment(grain.transforms.RandomMap):
+  """Applies an `Augmentation` to the "emg" of a prepared record (deterministic per index)."""
+
+  def __init__(self, augmentation: Augmentation):
+    self.augmentation = augmentation
+
+  def random_map(self, element, rng: np.random.Generator):
+    a, x = self.augmentation, element["emg"]
+    if a.rotate:
+      x = np.roll(x, int(rng.integers(x.shape[0])), axis=0)
+    if a.scale:
+      x = x * np.float32(np.exp(rng.uniform(-a.scale, a.scale)))
+    if a.jitter:
+      x = np.roll(x, int(rng.integers(-a.jitter, a.jitter + 1)), axis=1)
+    return {**element, "emg": np.ascontiguousarray(x, np.float32)}
+
+
 # ----------------------------------------------------------------------------- datasets
 
 
@@ -145,14 +186,17 @@ class SyntheticSource:
 
 
 class RecordView:
-  """Random access over concatenated sources, keeping only records whose fields match."""
+  """Random access over concatenated sources, keeping only records whose fields match.
 
-  def __init__(self, parts, where: dict[str, int] | None = None):
+  `where` maps a field to the set of values a kept record may have.
+  """
+
+  def __init__(self, parts, where: dict[str, frozenset[int]] | None = None):
     self.parts = list(parts)
     index = [(p, i) for p, part in enumerate(self.parts) for i in range(len(part))]
     if where:
       index = [(p, i) for p, i in index
-               if all(int(self.parts[p][i][k]) == v for k, v in where.items())]
+               if all(int(self.parts[p][i][k]) in v for k, v in where.items())]
     self.index = index
 
   def __len__(self):
@@ -182,23 +226,44 @@ class ChannelGroups:
     return out
 
 
-def parse_split(expr: str) -> tuple[list[str], dict[str, int]]:
-  """'train+validation|repetition=1,session=2' -> (['train', 'validation'], {field: value})."""
+def parse_values(text: str, expr: str) -> frozenset[int]:
+  """'1-16+20' -> {1, ..., 16, 20}: '+'-joined integers and inclusive ranges."""
+  values = set()
+  for item in text.split("+"):
+    lo, dash, hi = item.strip().partition("-")
+    try:
+      first, last = (int(lo), int(hi)) if dash and lo else (int(item), int(item))
+    except ValueError:
+      raise ValueError(f"bad value {item.strip()!r} in split {expr!r}; expected an integer or "
+                       f"an inclusive range like 1-24, joined by '+'") from None
+    if last < first:
+      raise ValueError(f"empty range {item.strip()!r} in split {expr!r}")
+    values.update(range(first, last + 1))
+  return frozenset(values)
+
+
+def parse_split(expr: str) -> tuple[list[str], dict[str, frozenset[int]]]:
+  """Parses a split expression into (split names, {field: allowed values}).
+
+  'train+validation|subject=1-24,repetition=1' -> (['train', 'validation'],
+  {'subject': {1..24}, 'repetition': {1}}). Values are integers, inclusive ranges `a-b`, or
+  several of them joined by '+' (`subject=1-16+20`); a record is kept when every field matches.
+  """
   names, _, cond = expr.partition("|")
   where = {}
   for item in filter(None, cond.split(",")):
     field, eq, value = item.partition("=")
-    if not eq:
-      raise ValueError(f"bad split selector {item!r} in {expr!r}; expected field=value")
-    where[field.strip()] = int(value)
+    if not eq or not field.strip() or not value.strip():
+      raise ValueError(f"bad split selector {item!r} in {expr!r}; expected field=values")
+    where[field.strip()] = parse_values(value, expr)
   return [n.strip() for n in names.split("+")], where
 
 
 def load_source(source: Source, split: str, data_dir: str):
   """Random-access records of a built corpus split expression (raises if it was not built).
 
-  `split` is a TFDS split name, several joined by '+', optionally followed by '|field=value,...'
-  to keep only matching records (e.g. 'train+validation+test|repetition=1').
+  `split` is a TFDS split name, several joined by '+', optionally followed by '|field=values,...'
+  to keep only matching records (e.g. 'train+validation+test|subject=1-24', see `parse_split`).
   """
   if source.name == "synthetic":
     records = SyntheticSource(source.config or "8x1000:256", split)
@@ -229,13 +294,15 @@ def process_slice(ds: grain.MapDataset) -> grain.MapDataset:
 def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_size: int,
                  seed: int, train: bool, normalization: str = "minmax",
                  num_channels: int | None = None, keep: Sequence[str] = (),
-                 records=None, stats: Sequence[dict] | None = None) -> grain.IterDataset:
+                 records=None, stats: Sequence[dict] | None = None,
+                 augmentation: Augmentation | None = None) -> grain.IterDataset:
   """Batched pipeline over one corpus or a weighted mixture of several.
 
   train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, the
   last batch may be short. `batch_size` is per process. `records` may supply already-loaded
   random-access sources (one per entry of `sources`), e.g. in tests. `stats` (one dict per
   source, from `channel_stats` on its training split) is needed by 'standardize'.
+  `augmentation` applies to training pipelines only.
   """
   if not sources:
     raise ValueError("no data sources given")
@@ -251,7 +318,10 @@ def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_
     if train:
       ds = ds.shuffle(seed=seed + 1000 * i).repeat(None)
     prepare = PrepareWindow(normalization, num_channels, keep, stats[i] if stats else None)
-    parts.append(ds.map(prepare))
+    ds = ds.map(prepare)
+    if train and augmentation is not None and augmentation.active:
+      ds = ds.random_map(Augment(augmentation), seed=seed + 1000 * i + 1)
+    parts.append(ds)
     weights.append(source.weight)
   if not parts:
     raise ValueError(f"every source is training-only (has its own split); none can serve "

@@ -99,7 +99,28 @@ def dataset_fn(config, sources, batch_size: int, stats):
   return functools.partial(
       input_pipeline.make_dataset, sources, data_dir=d.data_dir, batch_size=batch_size,
       normalization=d.normalization, num_channels=d.get("num_channels") or None,
-      keep=tuple(d.get("keep", ())), stats=stats)
+      keep=tuple(d.get("keep", ())), stats=stats,
+      augmentation=input_pipeline.Augmentation(**d.get("augment", {})))
+
+
+def eval_sets(config, sources, stats, per_process_batch: int) -> dict[str, Any]:
+  """{name: eval dataset} built once per run: "" = the run's own eval split over its sources,
+  "<corpus>:<config>" per source when several are evaluated (per-corpus losses), and
+  "<corpus>:<config>:<split>" per `config.data.eval_sources` entry (data the run never trains
+  on)."""
+  evaluated = [i for i, s in enumerate(sources) if not s.split]
+  make_ds = dataset_fn(config, sources, per_process_batch, stats)
+  out = {"": make_ds(config.data.eval_split, seed=0, train=False)}
+  if len(evaluated) > 1:
+    for i in evaluated:
+      one = dataset_fn(config, [sources[i]], per_process_batch, stats and [stats[i]])
+      out[f"{sources[i].name}:{sources[i].config}"] = one(config.data.eval_split, seed=0,
+                                                          train=False)
+  for name, builder_config, split in config.data.get("eval_sources", ()):
+    extra = [input_pipeline.Source(name, builder_config)]
+    one = dataset_fn(config, extra, per_process_batch, input_stats(config, extra))
+    out[f"{name}:{builder_config}:{split}"] = one(split, seed=0, train=False)
+  return out
 
 
 def check_batch(batch: dict[str, np.ndarray], step: int) -> None:
@@ -236,9 +257,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   key = jax.random.key(config.seed)
   eval_key = jax.random.key(config.seed + 1)
 
-  def evaluate() -> dict[str, float]:
+  eval_data = eval_sets(config, sources, stats, per_process_batch)
+
+  def evaluate_on(dataset, what: str) -> dict[str, float]:
     totals, count = {}, 0
-    for i, batch in enumerate(make_ds(config.data.eval_split, seed=0, train=False)):
+    for i, batch in enumerate(dataset):
       if config.eval_batches and i >= config.eval_batches:
         break
       if batch["emg"].shape[0] != per_process_batch:
@@ -250,9 +273,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         totals[k] = totals.get(k, 0.0) + float(v)
       count += 1
     if not count:
-      raise ValueError(f"split {config.data.eval_split!r} has fewer than one batch "
-                       f"({per_process_batch} examples per process)")
+      raise ValueError(f"{what} has fewer than one batch ({per_process_batch} examples per "
+                       f"process)")
     return {k: v / count for k, v in totals.items()}
+
+  def evaluate() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Metrics on the run's eval split, and per corpus ({name: metrics}) where there are several."""
+    own = evaluate_on(eval_data[""], f"split {config.data.eval_split!r}")
+    return own, {name: evaluate_on(ds, f"eval set {name!r}")
+                 for name, ds in eval_data.items() if name}
 
   # --- loop
   meta = {"model": checkpointing.model_config_to_json(model_cfg), "config_name": config.name,
@@ -263,7 +292,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   patience = config.get("early_stopping_patience", 0)
   best_loss, best_step, evals_since_best = float("inf"), None, 0
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
-  last_train, last_eval, pending = {}, {}, []
+  last_train, last_eval, last_eval_by_set, pending = {}, {}, {}, []
   timed_steps, timed_seconds, t_last = 0, 0.0, None
   bar = tqdm.tqdm(total=config.total_steps, initial=step, desc=config.name, unit="step",
                   disable=not config.progress_bar, dynamic_ncols=True)
@@ -291,8 +320,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         bar.set_postfix(loss=f"{last_train['loss']:.4f}", ex_s=f"{eps:.1f}")
       bar.update(1)
       if step % config.eval_every == 0 or step == config.total_steps:
-        last_eval = evaluate()
+        last_eval, last_eval_by_set = evaluate()
         writer.write(step, last_eval, prefix="eval/")
+        for name, values in last_eval_by_set.items():
+          writer.write(step, values, prefix=f"eval/{name}/")
         if patience:
           if last_eval["loss"] < best_loss:
             best_loss, best_step, evals_since_best = last_eval["loss"], step, 0
@@ -318,6 +349,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       "config_name": config.name, "task": config.task, "steps": step,
       "final_train_loss": last_train.get("loss"), "final_eval_loss": last_eval.get("loss"),
       "final_train_metrics": last_train, "final_eval_metrics": last_eval,
+      "final_eval_metrics_by_set": last_eval_by_set,
       "param_count": int(num_params),
       "examples_per_sec": (config.batch_size * timed_steps / timed_seconds
                            if timed_seconds else None),

@@ -216,3 +216,26 @@ def test_failed_build_leaves_nothing_readable(tmp_path):
   testing.assert_build_fails("uci_emg", manual, tmp_path / "tfds", "malformed row", bad.name)
   with pytest.raises(registry.DatasetNotBuiltError, match="python -m data_builders.build uci_emg"):
     registry.load_split("uci_emg", "train", data_dir=tmp_path / "tfds")
+
+
+def test_paper_split_selects_subjects_of_a_complete_36_subject_copy(tmp_path):
+  """A complete copy (subjects 01-36): the named "paper" split gives 1-24 / 25-30 / 31-36."""
+  from configs import finetune
+  from tinymyo_jax import input_pipeline
+  recording = next((DUMMY_DIR / uci.UNPACKED_DIR / "18").glob("1_raw_data_*.txt"))
+  for subject in range(1, 37):
+    folder = tmp_path / "manual" / uci.UNPACKED_DIR / f"{subject:02d}"
+    folder.mkdir(parents=True)
+    shutil.copy(recording, folder / recording.name)
+  data_dir = tmp_path / "tfds"
+  _, records = testing.build_and_read("uci_emg", tmp_path / "manual", data_dir, config="hz200")
+  # The builder's own splits are the mapping documented for the 20-subject copy.
+  assert testing.ids_by_split(records) == {"train": set(range(1, 17)),
+                                           "validation": {17, 18, 19},
+                                           "test": set(range(20, 37))}
+  config = finetune.get_config("uci_200hz,paper")
+  source = input_pipeline.Source(*config.data.sources[0])
+  subjects = [{int(r["subject"]) for r in input_pipeline.load_source(source, split, data_dir)}
+              for split in (config.data.train_split, config.data.eval_split,
+                            config.data.test_split)]
+  assert subjects == [set(range(1, 25)), set(range(25, 31)), set(range(31, 37))]

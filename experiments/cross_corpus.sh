@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Cross-corpus pretraining on other people's EMG (the four Myo-armband corpora, no UCI recording),
+# then UCI-EMG and Myo-corpus fine-tuning against scratch training and classical baselines.
+# Usage: [SPLIT=paper|fold0..fold4] [OUT=...] [DATA=...] bash experiments/cross_corpus.sh [stage ...]
+#   build       every Myo corpus (`all` + labeled configs) and UCI hz200 / hz200_all into $DATA
+#   pretrain    configs/pretrain.py:myo for $PRE_STEPS steps into $OUT/pretrain_myo
+#   uci         UCI $TASK: full fine-tuning and linear probe from pretrain_myo
+#   uci_aug     UCI $TASK with armband-rotation + amplitude + time-shift augmentation ($AUG):
+#               from pretrain_myo and from scratch (the same budget)
+#   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
+#               pretrained fine-tuning (with $AUG) and scratch (with $AUG)
+#   baselines   LDA and random forest on the windows and splits of every task above
+# Every stage appends "<name> <seconds>" to $OUT/times.txt; a stage whose summary.json exists is
+# skipped (re-running never redoes finished work).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-runs/cross_corpus}
+DATA=${DATA:-data/tfds_myo}
+SHARED=${SHARED:-../shared/data}
+PRE_STEPS=${PRE_STEPS:-1200}         # 38,400 windows at batch 32 (~0.35 passes over the mixture)
+FT_EPOCHS=${FT_EPOCHS:-10}
+SEEDS=${SEEDS:-3}
+PROBE_LR=${PROBE_LR:-5e-4}
+SPLIT=${SPLIT:-}
+TASK="uci_200hz${SPLIT:+,$SPLIT}"
+AUG=${AUG:-"--config.data.augment.rotate=True --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
+PRE="$OUT/pretrain_myo"
+mkdir -p "$OUT"
+source experiments/lib.sh   # timed, finetune, probe
+
+once() {  # $1 = workdir, then the command: skipped when the workdir has its summary.json
+  local workdir=$1; shift
+  if [ -f "$workdir/summary.json" ]; then echo "done already: $workdir"; else "$@"; fi
+}
+
+build() {  # $1 = corpus, $2 = manual dir, then configs
+  local name=$1 manual=$2; shift 2
+  for config in "$@"; do
+    timed "build_${name}_$config" $PY -m data_builders.build "$name" --manual_dir="$manual" \
+      --data_dir="$DATA" --config="$config"
+  done
+}
+
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(build pretrain uci uci_aug baselines)
+for stage in "${stages[@]}"; do
+  case $stage in
+    build)
+      build myoarmband "$SHARED/myoarmband" all cycle
+      build myo_readings "$SHARED/myo_readings" all default
+      build myodisco "$SHARED/myodisco" all cross_day
+      build ciil "$SHARED/ciil" all electrode_shift
+      build uci_emg "$SHARED/uci_emg" hz200 hz200_all ;;
+    pretrain)
+      once "$PRE" timed pretrain_myo $PY -m tinymyo_jax.main --config=configs/pretrain.py:myo \
+        --workdir="$PRE" --config.data.data_dir="$(realpath "$DATA")" \
+        --config.total_steps="$PRE_STEPS" --config.optimizer.warmup_steps=60 \
+        --config.eval_every=200 --config.checkpoint_every=200 ;;
+    uci)
+      once "$OUT/ft_$TASK" timed "ft_$TASK" finetune "$TASK" "$OUT/ft_$TASK" "$PRE/checkpoints" time
+      once "$OUT/lp_$TASK" timed "lp_$TASK" probe "$TASK" "$OUT/lp_$TASK" "$PRE/checkpoints" time ;;
+    uci_aug)
+      # shellcheck disable=SC2086  # $AUG is a list of flags
+      once "$OUT/ft_aug_$TASK" timed "ft_aug_$TASK" finetune "$TASK" "$OUT/ft_aug_$TASK" \
+        "$PRE/checkpoints" time $AUG
+      # shellcheck disable=SC2086
+      once "$OUT/scratch_aug_$TASK" timed "scratch_aug_$TASK" finetune "$TASK" \
+        "$OUT/scratch_aug_$TASK" "" time $AUG ;;
+    cv)
+      for k in 0 1 2 3 4; do
+        # shellcheck disable=SC2086
+        once "$OUT/cv/ft_aug_fold$k" timed "cv_ft_aug_fold$k" finetune "uci_200hz,fold$k" \
+          "$OUT/cv/ft_aug_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1 $AUG
+        # shellcheck disable=SC2086
+        once "$OUT/cv/scratch_aug_fold$k" timed "cv_scratch_aug_fold$k" finetune \
+          "uci_200hz,fold$k" "$OUT/cv/scratch_aug_fold$k" "" time --config.finetune.seeds=1 $AUG
+      done ;;
+    baselines)
+      for task in uci_200hz uci_200hz_pooled uci_200hz,fold0 uci_200hz,fold1 uci_200hz,fold2 \
+                  uci_200hz,fold3 uci_200hz,fold4 myo_readings myoarmband myodisco ciil; do
+        timed "baselines_$task" $PY experiments/classical_baselines.py --task "$task" \
+          --data_dir="$DATA" --out="$OUT/baselines/${task/,/_}.json"
+      done ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
