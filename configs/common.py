@@ -35,9 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
       # (`eval/<name>/...`) without training on them; 'standardize' uses their train split's
       # channel statistics.
       eval_sources=(),
-      # Training-time augmentation (input_pipeline.Augmentation): circular channel shift,
-      # amplitude gain exp(U(-scale, scale)), circular time shift of up to `jitter` samples.
-      augment=ml_collections.ConfigDict(dict(rotate=False, scale=0.0, jitter=0))))
+      # Training-time augmentation (input_pipeline.Augmentation): circular channel shift of up
+      # to `rotate` channels, gain exp(U(-scale, scale)), time shift of up to `jitter` samples.
+      augment=ml_collections.ConfigDict(dict(rotate=0, scale=0.0, jitter=0))))
   c.batch_size = 32
   c.total_steps = 1000
   c.grad_accum_steps = 1

@@ -24,7 +24,7 @@ SEEDS=${SEEDS:-3}
 PROBE_LR=${PROBE_LR:-5e-4}
 SPLIT=${SPLIT:-}
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
-AUG=${AUG:-"--config.data.augment.rotate=True --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
+AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
 PRE="$OUT/pretrain_myo"
 mkdir -p "$OUT"
 source experiments/lib.sh   # timed, finetune, probe

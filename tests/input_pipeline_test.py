@@ -149,10 +149,14 @@ def test_bad_split_expressions_name_the_value(expr, problem):
 def test_augmentation_rotates_scales_and_shifts_per_window():
   x = np.arange(8 * 6, dtype=np.float32).reshape(8, 6)
   rng = np.random.default_rng(0)
-  rotated = ip.Augment(ip.Augmentation(rotate=True)).random_map({"emg": x, "label": 3}, rng)
-  assert rotated["label"] == 3
-  shift = int(np.flatnonzero(rotated["emg"][:, 0] == 0)[0])  # where channel 0 went
-  np.testing.assert_array_equal(rotated["emg"], np.roll(x, shift, axis=0))
+  shifts = set()
+  for _ in range(40):
+    rotated = ip.Augment(ip.Augmentation(rotate=1)).random_map({"emg": x, "label": 3}, rng)
+    assert rotated["label"] == 3
+    shift = int(np.flatnonzero(rotated["emg"][:, 0] == 0)[0])  # where channel 0 went
+    np.testing.assert_array_equal(rotated["emg"], np.roll(x, shift, axis=0))
+    shifts.add(shift)
+  assert shifts == {0, 1, 7}  # at most one channel either way
   scaled = ip.Augment(ip.Augmentation(scale=0.3)).random_map({"emg": x + 1}, rng)["emg"]
   gain = scaled / (x + 1)
   assert np.allclose(gain, gain.flat[0]) and np.exp(-0.3) <= gain.flat[0] <= np.exp(0.3)
@@ -160,12 +164,14 @@ def test_augmentation_rotates_scales_and_shifts_per_window():
   assert any(np.array_equal(jittered, np.roll(x, k, axis=1)) for k in range(-2, 3))
   with pytest.raises(ValueError, match="must be >= 0"):
     ip.Augmentation(scale=-0.1)
+  with pytest.raises(ValueError, match="rotate=-1"):
+    ip.Augmentation(rotate=-1)
 
 
 def test_augmentation_changes_training_batches_only_and_is_seeded():
   source = [ip.Source("synthetic", "8x20:16")]
   kw = dict(data_dir="", batch_size=16, normalization="none")
-  aug = ip.Augmentation(rotate=True, scale=0.2)
+  aug = ip.Augmentation(rotate=2, scale=0.2)
   plain = next(iter(ip.make_dataset(source, "train", seed=1, train=True, **kw)))["emg"]
   first = next(iter(ip.make_dataset(source, "train", seed=1, train=True, augmentation=aug,
                                     **kw)))["emg"]

@@ -119,20 +119,21 @@ class PrepareWindow(grain.transforms.Map):
 class Augmentation:
   """Training-time augmentations of normalized windows, each drawn per window.
 
-  rotate: circular shift of the channel axis by a uniform 0..C-1 (an armband worn rotated; only
-    meaningful for one circular armband such as the 8-channel Myo).
+  rotate: circular shift of the channel axis by a uniform -rotate..rotate channels (an armband
+    worn rotated; only for one circular armband such as the 8-channel Myo). Keep it small: a
+    shift of half the ring maps wrist flexion onto extension (UCI-EMG, RESULTS.md).
   scale: amplitude gain exp(u), u ~ U(-scale, scale) (0 = off), one gain per window.
   jitter: circular time shift by a uniform -jitter..jitter samples (0 = off).
   """
 
-  rotate: bool = False
+  rotate: int = 0
   scale: float = 0.0
   jitter: int = 0
 
   def __post_init__(self):
-    if self.scale < 0 or self.jitter < 0:
-      raise ValueError(f"augmentation scale and jitter must be >= 0, got scale={self.scale}, "
-                       f"jitter={self.jitter}")
+    if self.rotate < 0 or self.scale < 0 or self.jitter < 0:
+      raise ValueError(f"augmentation rotate, scale and jitter must be >= 0, got "
+                       f"rotate={self.rotate}, scale={self.scale}, jitter={self.jitter}")
 
   @property
   def active(self) -> bool:
@@ -148,7 +149,7 @@ class Augment(grain.transforms.RandomMap):
   def random_map(self, element, rng: np.random.Generator):
     a, x = self.augmentation, element["emg"]
     if a.rotate:
-      x = np.roll(x, int(rng.integers(x.shape[0])), axis=0)
+      x = np.roll(x, int(rng.integers(-a.rotate, a.rotate + 1)), axis=0)
     if a.scale:
       x = x * np.float32(np.exp(rng.uniform(-a.scale, a.scale)))
     if a.jitter:
