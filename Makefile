@@ -50,13 +50,16 @@ data: $(STAMP)
 
 export: $(STAMP)
 	@test -n "$(CKPT)" || (echo "usage: make export CKPT=<ckpt dir or official .safetensors> [TASK=...]"; exit 2)
-	$(PY) -m export.all --ckpt $(CKPT) $(if $(TASK),--task $(TASK)) \
+	$(PY) -m export.all --ckpt $(CKPT) \
+		$(if $(filter file,$(origin TASK)),,$(if $(TASK),--task $(TASK))) \
 		$(if $(CHANNELS),--channels $(CHANNELS)) --overwrite \
 		--out_dir $(or $(OUT),exports/$(notdir $(basename $(CKPT))))
 
 gap9: $(STAMP)
 	@test -n "$(CKPT)" || (echo "usage: make gap9 CKPT=<fine-tuned classifier ckpt dir>"; exit 2)
-	$(PY) -m export.gap9.codegen --ckpt $(CKPT) --task $(TASK) --out $(or $(OUT),build/gap9)
+	$(PY) -m export.gap9.codegen --ckpt $(CKPT) \
+		$(if $(filter file,$(origin TASK)),,$(if $(TASK),--task $(TASK))) \
+		--out $(or $(OUT),build/gap9)
 
 bench: $(STAMP)
 	$(PY) bench/train_step.py

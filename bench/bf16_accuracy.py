@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT.parent / "shared" / "reference" / "official_fixtures"
+UCI_ZIP = ROOT.parent / "shared" / "data" / "uci_emg" / "EMG_data_for_gestures.zip"  # 20 subjects
 
 
 def load(name: str, dtype: str):
@@ -40,7 +41,7 @@ def windows(count: int) -> np.ndarray:
   from export.parity import uci_windows
   per, parts, member = 8, [], 0
   while sum(len(p) for p in parts) < count:
-    parts.append(uci_windows(per, member_index=member, start_row=2000))
+    parts.append(uci_windows(per, member_index=member, start_row=2000, zip_path=str(UCI_ZIP)))
     member += 1
   return np.concatenate(parts)[:count]
 

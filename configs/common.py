@@ -54,16 +54,42 @@ def base_config() -> ml_collections.ConfigDict:
   c.max_to_keep = 3
   c.progress_bar = True
   c.early_stopping_patience = 0  # evals without improvement before stopping; 0 = off
+  # Resuming a workdir whose checkpoint was written under another schedule, batch size, data or
+  # task is refused (the differing fields are listed); True continues under the new values.
+  c.allow_config_change = False
   return c
 
 
-def validate(c: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first field whose value cannot work."""
+# Fine-tuning fields that may be left at 0 in a config: derived from the epochs and the training
+# split's size once the data is known (`finetune.derive_schedule`).
+DERIVED_FIELDS = ("total_steps", "eval_every", "checkpoint_every")
+
+
+def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
+  """Raises ValueError naming the first field whose value cannot work.
+
+  A fine-tuning config (one with a `finetune` block) may leave `DERIVED_FIELDS` at 0, "derived
+  from the epochs later"; `resolved=True` (the training loop) requires them to be set.
+  """
+  derived_later = c.get("finetune") is not None and not resolved
   positive = ("batch_size", "total_steps", "grad_accum_steps", "log_every", "eval_every",
               "checkpoint_every", "max_to_keep")
   for key in positive:
+    if derived_later and key in DERIVED_FIELDS and int(c[key]) == 0:
+      continue
     if int(c[key]) < 1:
-      raise ValueError(f"config.{key} must be >= 1, got {c[key]}")
+      extra = (" (or 0: derived from the epochs)"
+               if derived_later and key in DERIVED_FIELDS else "")
+      raise ValueError(f"config.{key} must be >= 1{extra}, got {c[key]}")
+  if derived_later:
+    f = c.finetune
+    if int(c.total_steps) == 0 and int(f.num_epochs) < 1:
+      raise ValueError(f"config.finetune.num_epochs must be >= 1 when config.total_steps is 0, "
+                       f"got {f.num_epochs}")
+    if int(f.warmup_epochs) < 0:
+      raise ValueError(f"config.finetune.warmup_epochs must be >= 0, got {f.warmup_epochs}")
+    if int(f.seeds) < 1:
+      raise ValueError(f"config.finetune.seeds must be >= 1, got {f.seeds}")
   if not c.data.sources:
     raise ValueError("config.data.sources is empty")
   for spec in c.data.sources:

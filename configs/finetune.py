@@ -14,6 +14,8 @@ Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   uci,<split> / uci_200hz,<split>   a named subject split (UCI_SPLITS): copy (the default above),
                  paper (subjects 1-24 / 25-30 / 31-36, needs the complete 36-subject corpus),
                  fold0..fold4 (grouped 5-fold cross-validation by subject)
+  <task>,smoke   any task (and split: uci_200hz,fold2,smoke) as a smoke run: the 2-layer `test`
+                 model from scratch, 6 steps, the task's own head, loss and test evaluation
   myo_readings   myo-readings-dataset, 8 wrist gestures, 8 ch x 200 (1 s), participant-disjoint
   myoarmband     Myo Armband Dataset, 7 gestures, within person: cycles 0-1 / 2 / 3
   myodisco       MyoDisCo, 10 gestures, within person across days (day 1 -> day 2)
@@ -102,19 +104,28 @@ TASKS = {
 
 
 def get_config(arg: str | None = None):
-  """`arg` is "<task>" or "<task>,<split>" with a split of `UCI_SPLITS` for the UCI tasks."""
-  task, _, split_name = (arg or "uci").partition(",")
+  """`arg` is "<task>[,<modifier>...]": a split of `UCI_SPLITS` (UCI subject-split tasks only)
+  and/or "smoke" (`apply_smoke`), e.g. "uci_200hz,fold2,smoke"."""
+  task, *modifiers = (arg or "uci").split(",")
   name = common.pick_preset(task, TASKS, default="uci")
   spec = dict(TASKS[name])
+  modifiers = [m for m in modifiers if m]
+  smoke = "smoke" in modifiers
+  split_names = [m for m in modifiers if m != "smoke"]
+  if len(split_names) > 1:
+    raise ValueError(f"task {name!r} takes at most one named split, got {split_names}")
+  split_name = split_names[0] if split_names else ""
   if split_name:
     if not name.startswith("uci") or "splits" in spec:
       raise ValueError(f"task {name!r} takes no named split (got {split_name!r}); named splits "
-                       f"exist for the subject-split UCI tasks uci and uci_200hz")
+                       f"exist for the subject-split UCI tasks uci and uci_200hz; the one "
+                       f"modifier every task takes is 'smoke'")
     if split_name not in UCI_SPLITS:
-      raise ValueError(f"unknown UCI split {split_name!r}; expected one of {sorted(UCI_SPLITS)}")
+      raise ValueError(f"unknown UCI split {split_name!r}; expected one of {sorted(UCI_SPLITS)} "
+                       f"(or the modifier 'smoke')")
     spec["splits"] = UCI_SPLITS[split_name]
   c = common.base_config()
-  c.name = f"{name}_{split_name}" if split_name else name
+  c.name = "_".join([name, *([split_name] if split_name else []), *(["smoke"] if smoke else [])])
   c.task = spec["task"]
   c.data.sources = spec["sources"]
   c.data.normalization = "standardize"  # per-channel z-score, training-split statistics
@@ -152,4 +163,23 @@ def get_config(arg: str | None = None):
     # trains on random `max_len`-sample segments (the reference's 200 frames x 8), 0 = whole.
     c.data.max_len = spec.get("max_len", 0)
     c.data.bucket = 1000
+  if smoke:
+    apply_smoke(c)
   return c.lock()
+
+
+def apply_smoke(c) -> None:
+  """A few steps of the 2-layer `test` model from scratch, with the task's own head, loss, data
+  and test evaluation: a check that the task runs end to end in seconds (e.g. on dummy data)."""
+  c.model.variant = "test"
+  c.init_from = ""  # a pretrained `tiny` checkpoint would not fit the `test` model
+  c.batch_size = 2 if c.task.startswith("speech_") else 4
+  c.total_steps = 6
+  c.optimizer.warmup_steps = 2
+  c.log_every = 1
+  c.eval_every = 3
+  c.checkpoint_every = 3
+  c.eval_batches = 2
+  c.progress_bar = False
+  c.finetune.seeds = 1
+  c.finetune.beam_width = 2

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from export import import_torch, parity, to_onnx, to_torch
+from export import tasks as export_tasks
 from export import weight_map as wm
 
 DEFAULT_TOLERANCE = 1e-5  # Flax vs PyTorch, fp32
@@ -29,15 +30,14 @@ class ParityError(RuntimeError):
   """The exported PyTorch weights do not reproduce the Flax model."""
 
 
-def _real_windows(channels: int, samples: int, batch: int) -> np.ndarray | None:
-  """Real UCI-EMG windows [batch, channels, samples] (8-channel windows stacked), or None.
+def _real_windows(channels: int, samples: int, batch: int,
+                  zip_path: str = parity.UCI_ZIP) -> np.ndarray:
+  """Real UCI-EMG windows [batch, channels, samples] (8-channel windows stacked).
 
-  None when the shared sample data are not present on this machine.
+  From the UCI sample bundled in the repository unless `zip_path` names another copy.
   """
-  if not os.path.isfile(parity.UCI_ZIP):
-    return None
   blocks = -(-channels // 8)
-  w = parity.uci_windows(batch * blocks, samples=samples)  # [batch*blocks, 8, T]
+  w = parity.uci_windows(batch * blocks, samples=samples, zip_path=zip_path)  # [b*blocks, 8, T]
   return w.reshape(batch, blocks * 8, samples)[:, :channels]
 
 
@@ -56,11 +56,12 @@ def _same_tensors(a_path: str, b_path: str, ignore: Sequence[str]) -> bool:
 
 
 def torch_parity(ckpt_dir: str, safetensors_path: str, *, channels: int, samples: int,
-                 output: str, batch: int = 2, seed: int = 0) -> dict:
+                 output: str, batch: int = 2, seed: int = 0,
+                 uci_zip: str = parity.UCI_ZIP) -> dict:
   """Compares the PyTorch module (loaded from the written file) with the Flax model.
 
-  Uses random and, when available, real windows; also checks that re-importing the file gives
-  bit-identical parameters and the same config.
+  Uses random and real UCI-EMG windows (`uci_zip`, default the bundled sample); also checks
+  that re-importing the file gives bit-identical parameters and the same config.
   """
   from export import torch_model
   from tinymyo_jax.checkpointing import load_params
@@ -77,9 +78,7 @@ def torch_parity(ckpt_dir: str, safetensors_path: str, *, channels: int, samples
   fmodel = create_model(config, params=params)
   inputs = {"random": np.random.default_rng(seed).standard_normal(
       (batch, channels, samples)).astype(np.float32)}
-  real = _real_windows(channels, samples, batch)
-  if real is not None:
-    inputs["uci_emg"] = real
+  inputs["uci_emg"] = _real_windows(channels, samples, batch, uci_zip)
   diffs = {name: parity.max_abs(parity.torch_forward(tmodel, x, output=output),
                                 parity.flax_forward(fmodel, x, output=output))
            for name, x in inputs.items()}
@@ -89,7 +88,8 @@ def torch_parity(ckpt_dir: str, safetensors_path: str, *, channels: int, samples
 
 def run(ckpt: str, out_dir: str, *, task: str | None = None, channels: int | None = None,
         samples: int = 1000, dynamic_batch: bool = False, ignore: Sequence[str] = (),
-        tolerance: float = DEFAULT_TOLERANCE, overwrite: bool = False) -> dict:
+        tolerance: float = DEFAULT_TOLERANCE, overwrite: bool = False,
+        uci_zip: str = parity.UCI_ZIP) -> dict:
   """Runs every step; returns the summary (also written to `<out_dir>/export_report.json`)."""
   os.makedirs(out_dir, exist_ok=True)
   summary: dict = {"source": os.path.abspath(ckpt)}
@@ -109,7 +109,7 @@ def run(ckpt: str, out_dir: str, *, task: str | None = None, channels: int | Non
   to_onnx.check_shape(config, channels, samples)
   summary["model_config"] = dataclasses.asdict(config)
   summary["torch"] = torch_parity(ckpt, st_path, channels=channels, samples=samples,
-                                  output=output)
+                                  output=output, uci_zip=uci_zip)
   worst = max(summary["torch"]["torch_vs_flax"].values())
   summary["torch"]["passed"] = bool(worst <= tolerance and
                                     summary["torch"]["roundtrip_bit_identical"])
@@ -153,17 +153,21 @@ def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--ckpt", required=True, help="checkpoint directory or official .safetensors")
   p.add_argument("--out_dir", required=True)
-  p.add_argument("--task", default=None, help=f"one of {sorted(to_onnx.TASKS)}")
+  p.add_argument("--task", default=None,
+                 help=f"default: the checkpoint's own head; {export_tasks.known()}")
   p.add_argument("--channels", type=int, default=None)
   p.add_argument("--samples", type=int, default=1000)
   p.add_argument("--dynamic_batch", action="store_true")
   p.add_argument("--ignore", action="append", default=[], metavar="KEY",
                  help="known extra tensor of a .safetensors source to skip (repeatable)")
   p.add_argument("--overwrite", action="store_true", help="replace an earlier import")
+  p.add_argument("--uci_zip", default=parity.UCI_ZIP,
+                 help="UCI-EMG zip for the real-window parity check (default: the bundled sample)")
   a = p.parse_args(argv)
   try:
     summary = run(a.ckpt, a.out_dir, task=a.task, channels=a.channels, samples=a.samples,
-                  dynamic_batch=a.dynamic_batch, ignore=a.ignore, overwrite=a.overwrite)
+                  dynamic_batch=a.dynamic_batch, ignore=a.ignore, overwrite=a.overwrite,
+                  uci_zip=a.uci_zip)
   except (import_torch.ImportFailure, to_onnx.OnnxExportError, ParityError, CheckpointError,
           wm.WeightMapError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -26,26 +26,12 @@ from typing import Sequence
 
 import numpy as np
 
-from export import parity
+from export import parity, tasks
 from export.to_torch import params_to_official
 
 DEFAULT_OPSET = 18
 DEFAULT_TOLERANCE = 1e-4
 
-# Task name -> (head the checkpoint must have, or None for any; output kind). Fine-tuning task
-# names map onto the head they train; add new tasks here.
-TASKS = {
-    "pretrain": ("reconstruction", "head"),
-    "pretraining": ("reconstruction", "head"),
-    "reconstruction": ("reconstruction", "head"),
-    "classification": ("classification", "head"),
-    "regression": ("regression", "head"),
-    "encoder": (None, "encoder"),
-    "uci_emg": ("classification", "head"),
-    "db5": ("classification", "head"),
-    "epn612": ("classification", "head"),
-    "db8": ("regression", "head"),
-}
 OUTPUT_NAMES = {"reconstruction": "reconstruction", "classification": "logits",
                 "regression": "regression", "encoder": "latent"}
 
@@ -55,16 +41,29 @@ class OnnxExportError(RuntimeError):
 
 
 def resolve_task(task: str | None, config) -> tuple[str, str]:
-  """(output kind 'head'|'encoder', ONNX output name) for a task and a checkpoint config."""
+  """(output kind 'head'|'encoder', ONNX output name) for a task and a checkpoint config.
+
+  `task` is a name of `export.tasks` (a fine-tuning task of configs/finetune.py or an output
+  name); None exports the checkpoint's own head.
+  """
+  from tinymyo_jax.models.tinymyo import ModelConfig
+
+  if not isinstance(config, ModelConfig):
+    raise OnnxExportError(f"the checkpoint holds a {type(config).__name__}; export handles "
+                          f"TinyMyo checkpoints (ModelConfig)")
   if task is None:
     return "head", OUTPUT_NAMES[config.head]
-  if task not in TASKS:
-    raise OnnxExportError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}")
-  head, output = TASKS[task]
-  if head is not None and head != config.head:
-    raise OnnxExportError(f"task {task!r} needs a {head} head, but the checkpoint has a "
+  try:
+    spec = tasks.lookup(task)
+    tasks.check_checkpoint(spec, config, "export")
+  except tasks.TaskError as e:
+    raise OnnxExportError(str(e)) from e
+  if spec.head is None:
+    return "encoder", OUTPUT_NAMES["encoder"]
+  if spec.head != config.head:
+    raise OnnxExportError(f"task {task!r} needs a {spec.head} head, but the checkpoint has a "
                           f"{config.head} head (use --task encoder for the latent tokens)")
-  return output, OUTPUT_NAMES["encoder" if output == "encoder" else config.head]
+  return "head", OUTPUT_NAMES[config.head]
 
 
 def check_shape(config, channels: int, samples: int) -> None:
@@ -214,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--ckpt", required=True, help="orbax checkpoint directory")
   p.add_argument("--out", required=True, help="ONNX file to write (report: <out>.json)")
   p.add_argument("--task", default=None,
-                 help=f"output to export (default: the checkpoint's head); one of {sorted(TASKS)}")
+                 help="output to export (default: the checkpoint's own head): a fine-tuning task "
+                 f"of configs/finetune.py or an output; {tasks.known()}")
   p.add_argument("--channels", type=int, default=None,
                  help="default: the head's channel count (16 for the pretraining head)")
   p.add_argument("--samples", type=int, default=1000)

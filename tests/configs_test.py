@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from configs import common, pretrain
+from configs import common, finetune, pretrain
+
+PRETRAIN_PRESETS = ["default", "small", "smoke", "myo", "paper"]
+# Every name `configs/finetune.py` ships: each task, each named UCI split, and their smoke variants.
+FINETUNE_NAMES = [*finetune.TASKS, *(f"{t},{s}" for t in ("uci", "uci_200hz")
+                                      for s in finetune.UCI_SPLITS)]
 
 
-@pytest.mark.parametrize("preset", ["default", "small", "smoke", "myo", "paper"])
+@pytest.mark.parametrize("preset", PRETRAIN_PRESETS)
 def test_pretrain_presets_validate(preset):
   config = pretrain.get_config(preset)
   common.validate(config)
@@ -116,3 +121,64 @@ def test_validate_rejects_bad_eval_sources():
 def ip_values(expr: str) -> set[int]:
   from tinymyo_jax import input_pipeline
   return set(input_pipeline.parse_split(expr)[1]["subject"])
+
+
+@pytest.mark.parametrize("name", FINETUNE_NAMES)
+def test_finetune_configs_and_their_smoke_variants_validate(name):
+  config = finetune.get_config(name)
+  common.validate(config)  # total_steps etc. at 0: derived from the epochs later
+  assert config.total_steps == 0 and config.model.variant == "tiny"
+  with pytest.raises(ValueError, match="config.total_steps must be >= 1"):
+    common.validate(config, resolved=True)  # the training loop needs them set
+  with pytest.raises(AttributeError):
+    config.not_a_field = 1
+  smoke = finetune.get_config(f"{name},smoke")
+  common.validate(smoke, resolved=True)  # nothing left to derive
+  assert smoke.name == config.name + "_smoke"
+  assert smoke.model.variant == "test" and smoke.init_from == ""
+  assert 0 < smoke.total_steps <= 10 and smoke.finetune.seeds == 1
+  # The task itself is unchanged: head, loss, outputs, data and splits.
+  for key in ("task", "model.head", "model.num_outputs", "model.num_channels", "data.sources",
+              "data.train_split", "data.eval_split", "data.test_split", "data.normalization"):
+    node, _, leaf = key.rpartition(".")
+    assert (smoke[node] if node else smoke)[leaf] == (config[node] if node else config)[leaf], key
+
+
+def test_every_shipped_config_validates_and_builds_its_model():
+  from tinymyo_jax import train
+  configs = [pretrain.get_config(p) for p in PRETRAIN_PRESETS]
+  configs += [finetune.get_config(n) for n in FINETUNE_NAMES]
+  configs += [finetune.get_config(f"{n},smoke") for n in FINETUNE_NAMES]
+  assert len(configs) == len(PRETRAIN_PRESETS) + 2 * len(FINETUNE_NAMES)
+  for config in configs:
+    common.validate(config)
+    model_cfg = train.model_config_from(config)  # the model the run would build
+    assert model_cfg.num_layers == {"tiny": 8, "small": 4, "test": 2}[config.model.variant]
+
+
+def test_modifiers_combine_in_any_order():
+  config = finetune.get_config("uci_200hz,fold2,smoke")
+  assert config.name == "uci_200hz_fold2_smoke" and config.model.variant == "test"
+  assert (config.data.train_split, config.data.eval_split, config.data.test_split) == (
+      finetune.UCI_SPLITS["fold2"])
+  assert finetune.get_config("uci_200hz,smoke,fold2").to_dict() == config.to_dict()
+  assert finetune.get_config("db5,smoke").name == "db5_smoke"
+  with pytest.raises(ValueError, match="task 'db5' takes no named split \\(got 'paper'\\)"):
+    finetune.get_config("db5,smoke,paper")
+  with pytest.raises(ValueError, match="unknown UCI split 'smok'"):
+    finetune.get_config("uci,smok")
+  with pytest.raises(ValueError, match="at most one named split, got \\['fold1', 'fold2'\\]"):
+    finetune.get_config("uci,fold1,fold2")
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("total_steps", -1, "total_steps must be >= 1 \\(or 0: derived from the epochs\\), got -1"),
+    ("finetune.num_epochs", 0, "finetune.num_epochs must be >= 1 when config.total_steps is 0"),
+    ("finetune.seeds", 0, "finetune.seeds must be >= 1, got 0"),
+])
+def test_validate_rejects_bad_finetune_values(field, value, match):
+  config = finetune.get_config("uci").unlock()
+  node, _, leaf = field.rpartition(".")
+  (config[node] if node else config)[leaf] = value
+  with pytest.raises(ValueError, match=match):
+    common.validate(config)

@@ -10,9 +10,25 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = REPO.parent / "shared"  # reference files and data kept beside the repository
 FIXTURES = SHARED / "reference" / "official_fixtures"
-UCI_ZIP_DIR = SHARED / "data" / "uci_emg"
+UCI_SAMPLE_ZIP = REPO / "data_builders" / "uci_emg" / "sample" / "EMG_data_for_gestures.zip"
+# Set (e.g. in CI, which keeps ../shared) to fail instead of skipping when shared files are absent.
+REQUIRE_SHARED = os.environ.get("TINYMYO_REQUIRE_SHARED", "") not in ("", "0")
+
+
+def need_shared(path) -> pathlib.Path:
+  """`path` (under ../shared); skips the test, naming the missing folder, when it is absent."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    missing = path
+    while not missing.parent.exists():
+      missing = missing.parent
+    reason = f"needs {path}, but {missing} does not exist (shared data outside the repository)"
+    if REQUIRE_SHARED:
+      pytest.fail(f"TINYMYO_REQUIRE_SHARED is set: {reason}")
+    pytest.skip(reason)
+  return path
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Each downstream task config runs end to end on its builder's dummy data (tiny model)."""
+"""Each downstream task's smoke variant runs end to end on its builder's dummy data."""
 
 from __future__ import annotations
 
@@ -19,25 +19,23 @@ def build_dummy(name: str, config: str, data_dir) -> None:
       manual_dir=str(REPO / "data_builders" / name / "dummy_data")))
 
 
-@pytest.mark.parametrize("task", ["db5", "db8"])
-def test_task_trains_and_tests_on_dummy_data(task, tmp_path):
-  config = finetune_configs.get_config(task).unlock()
+@pytest.mark.parametrize("task", ["db5", "db8", "gaddy_recognition"])
+def test_smoke_variant_trains_and_tests_on_dummy_data(task, tmp_path):
+  config = finetune_configs.get_config(f"{task},smoke").unlock()
   name, builder_config, _ = config.data.sources[0]
   build_dummy(name, builder_config, tmp_path / "data")
   config.data.data_dir = str(tmp_path / "data")
-  config.model.variant = "test"
-  config.batch_size = 4
-  config.init_from = ""
-  config.finetune.num_epochs = 1
-  config.finetune.warmup_epochs = 0
-  config.optimizer.warmup_steps = 1
-  config.progress_bar = False
   if task == "db8":
     config.data.eval_split = "test"  # the dummy recordings leave A2's repetition 10 empty
   summary = finetune.run(config, str(tmp_path / "run"))
-  scalars = summary["runs"][0]["test"]
+  run = summary["runs"][0]
+  assert summary["task"] == f"{task}_smoke" and run["steps"] == config.total_steps
+  assert summary["init_from"] == "scratch" and summary["param_count"] < 1_000_000  # `test` model
+  scalars = run["test"]
   if config.task == "classification":
     assert 0.0 <= scalars["accuracy"] <= 1.0 and 0.0 <= scalars["macro_f1"] <= 1.0
-  else:
+  elif config.task == "regression":
     assert np.isfinite(scalars["mae"]) and scalars["mae"] >= 0
+  else:
+    assert np.isfinite(scalars["cer"]) and scalars["cer"] >= 0
   assert (tmp_path / "run" / "report.md").exists()

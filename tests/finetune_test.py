@@ -1,8 +1,14 @@
-"""Fine-tuning: end-to-end run, pretrained init, LR scales, frozen backbone, clear errors."""
+"""Fine-tuning: end-to-end run, pretrained init, LR scales, frozen backbone, clear errors,
+re-runs and SIGKILL resumes, the pretrained checkpoint's data spec."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -10,7 +16,8 @@ import pytest
 
 from configs import finetune as finetune_configs
 from configs import pretrain
-from tinymyo_jax import checkpointing, finetune, tasks, train
+from tests.conftest import REPO
+from tinymyo_jax import checkpointing, finetune, reporting, tasks, train
 
 
 def tiny_task(**overrides):
@@ -142,3 +149,153 @@ def test_a_checkpoint_with_the_tasks_head_gives_its_head_too(tmp_path, pretraine
   # A pretraining checkpoint (reconstruction head) leaves the task's fresh head alone.
   init, _ = finetune.pretrained_encoder(pretrained, cfg)
   assert init(fresh, shardings)["head"] is fresh["head"]
+
+
+def tree_state(path) -> dict[str, int]:
+  """{relative file path: mtime_ns} of every file under `path`."""
+  return {str(p.relative_to(path)): p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("patience,stops_early", [(1, True), (50, False)])
+def test_rerun_of_a_finished_run_keeps_best_and_its_test_metrics(tmp_path, capsys, patience,
+                                                                  stops_early):
+  config = tiny_task(early_stopping_patience=patience, **{"finetune.num_epochs": 4,
+                                                          "optimizer.peak_lr": 1e-2})
+  first = finetune.run(config, str(tmp_path))
+  run = first["runs"][0]
+  assert (run["steps"] < 16) == stops_early and run["best_step"] is not None
+  seed_dir = tmp_path / "seed_0"
+  # The early-stopping state travels with the last checkpoint (an early stop is checkpointed).
+  _, _, meta = checkpointing.load_params(str(seed_dir / "checkpoints"))
+  assert meta["step"] == run["steps"]
+  assert meta["progress"]["best_step"] == run["best_step"]
+  assert meta["progress"]["best_eval_loss"] == pytest.approx(run["best_eval_loss"])
+  assert meta["progress"]["evals_since_best"] == (
+      patience if stops_early else (run["steps"] - run["best_step"]) // 4)
+  best, rows = tree_state(seed_dir / "best"), reporting.read_metrics(str(seed_dir))
+  capsys.readouterr()
+  again = finetune.run(config, str(tmp_path))
+  out = capsys.readouterr().out
+  assert ("run already early-stopped at step" if stops_early else
+          "run already finished at step 16 of 16") in out and "not training again" in out
+  assert tree_state(seed_dir / "best") == best
+  assert reporting.read_metrics(str(seed_dir)) == rows  # no step trained
+  assert again["runs"][0]["best_step"] == run["best_step"]
+  assert again["runs"][0]["steps"] == run["steps"]
+  assert again["test"] == first["test"]
+  assert json.loads((tmp_path / "summary.json").read_text())["runs"][0]["best_step"] == (
+      run["best_step"])
+
+
+@pytest.fixture(scope="module")
+def uci_dummy(tmp_path_factory):
+  """The uci_emg dummy recordings built at 1 kHz (`default`) and 200 Hz (`hz200`)."""
+  from data_builders import build
+  data_dir = tmp_path_factory.mktemp("tfds")
+  for config in ("default", "hz200"):
+    build.build("uci_emg", manual_dir=REPO / "data_builders" / "uci_emg" / "dummy_data",
+                data_dir=data_dir, config=config)
+  return str(data_dir)
+
+
+@pytest.mark.integration
+def test_sigkill_mid_epoch_resumes_to_the_same_test_metrics(tmp_path, uci_dummy):
+  # uci on the dummy build: 32 training windows, 4 steps per epoch, evaluation and checkpoint
+  # at every epoch's end, early stopping with patience 2 over at most 8 epochs.
+  args = ["-m", "tinymyo_jax.main", "--config=configs/finetune.py:uci,smoke",
+          f"--config.data.data_dir={uci_dummy}", "--config.batch_size=8",
+          "--config.total_steps=0", "--config.eval_every=0", "--config.checkpoint_every=0",
+          "--config.eval_batches=0", "--config.finetune.num_epochs=8",
+          "--config.finetune.warmup_epochs=1", "--config.optimizer.warmup_steps=0",
+          "--config.optimizer.peak_lr=5e-3", "--config.early_stopping_patience=2"]
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+
+  def run(workdir):
+    subprocess.run([sys.executable, *args, f"--workdir={workdir}"], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    return json.loads((workdir / "summary.json").read_text())
+
+  reference = run(tmp_path / "straight")
+  workdir = tmp_path / "killed"
+  proc = subprocess.Popen([sys.executable, *args, f"--workdir={workdir}"], cwd=REPO, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  seed_dir = workdir / "seed_0"
+  deadline = time.time() + 300
+
+  def trained_steps():  # complete rows only: the run is writing the file
+    path = seed_dir / "metrics.jsonl"
+    lines = path.read_text().split("\n")[:-1] if path.exists() else []
+    return [row["step"] for row in map(json.loads, lines) if "train/loss" in row]
+
+  # Kill inside the second epoch: after the first checkpoint (step 4), before step 8.
+  while not ((seed_dir / "checkpoints" / "4").is_dir() and max(trained_steps() or [0]) >= 5):
+    assert proc.poll() is None and time.time() < deadline, "run ended before step 5"
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)
+  assert proc.wait() == -signal.SIGKILL
+  assert not (workdir / "summary.json").exists(), "the run was not interrupted"
+  killed_at = max(trained_steps())
+  resumed = run(workdir)
+  assert killed_at < reference["runs"][0]["steps"]
+  for key in ("steps", "best_step", "best_eval_loss"):
+    assert resumed["runs"][0][key] == pytest.approx(reference["runs"][0][key], rel=1e-5), key
+  for name, value in reference["runs"][0]["test"].items():
+    assert resumed["runs"][0]["test"][name] == pytest.approx(value, rel=1e-5), name
+
+
+def test_data_spec_of_the_pretrained_checkpoint_is_compared(tmp_path, uci_dummy, capsys,
+                                                            monkeypatch):
+  # 2 steps of masked pretraining on the 1 kHz windows (min-max normalization).
+  config = pretrain.get_config("smoke").unlock()
+  config.data.sources, config.data.data_dir = (("uci_emg", "default", 1.0),), uci_dummy
+  config.total_steps = config.eval_every = config.checkpoint_every = 2
+  config.eval_batches = 1
+  train.train_and_evaluate(config.lock(), str(tmp_path / "pre"))
+  ckpt = str(tmp_path / "pre" / "checkpoints")
+  assert checkpointing.load_meta(ckpt)["data_spec"] == {
+      "sources": ["uci_emg:default"], "sample_rate_hz": 1000.0, "window": 1000,
+      "num_channels": 8, "normalization": "minmax"}
+
+  def task(name, init_from):
+    c = finetune_configs.get_config(f"{name},smoke").unlock()
+    c.data.data_dir, c.init_from = uci_dummy, init_from
+    return c
+
+  # 200 Hz windows: printed, in summary.json and report.md.
+  capsys.readouterr()
+  other = finetune.run(task("uci_200hz", ckpt), str(tmp_path / "hz200"))
+  line = ("sample_rate_hz: checkpoint 1000.0, task 200.0; window: checkpoint 1000, task 200; "
+          "normalization: checkpoint 'minmax', task 'standardize'")
+  assert line in capsys.readouterr().out
+  on_disk = json.loads((tmp_path / "hz200" / "summary.json").read_text())
+  assert on_disk["init_from"] == ckpt
+  assert on_disk["init_data_diffs"]["sample_rate_hz"] == {"checkpoint": 1000.0, "task": 200.0}
+  assert on_disk["init_data_diffs"]["sources"] == {"checkpoint": ["uci_emg:default"],
+                                                   "task": ["uci_emg:hz200"]}
+  assert "num_channels" not in on_disk["init_data_diffs"]  # 8 and 8: only what differs
+  assert other["init_data_diffs"] == on_disk["init_data_diffs"]
+  assert line in (tmp_path / "hz200" / "report.md").read_text()
+
+  def check(name, init_from):
+    config = task(name, init_from)
+    return finetune.check_init_data(config, finetune.resolve_init(init_from),
+                                    train.data_spec(config))
+
+  # The same windows: only the normalization differs.
+  assert check("uci", ckpt) == (ckpt, {"normalization": {"checkpoint": "minmax",
+                                                         "task": "standardize"}}, None)
+  # init_from=auto leaves a checkpoint of another sample rate alone, and says so.
+  monkeypatch.setattr(finetune, "DEFAULT_PRETRAINED", ckpt)
+  capsys.readouterr()
+  path, diffs, note = check("uci_200hz", "auto")
+  assert path is None and diffs is None
+  assert "pretrained on data at 1000.0 Hz, the task's data is at 200.0 Hz" in note
+  assert note in capsys.readouterr().out
+  assert finetune.init_report_lines({"init_note": note, "init_data_diffs": None}) == [
+      f"- note: {note}"]
+  assert check("uci", "auto")[0] == ckpt
+  # A checkpoint that predates data specs is used with a note that it cannot be checked.
+  params, model_cfg, _ = checkpointing.load_params(ckpt)
+  checkpointing.save_params(str(tmp_path / "old"), params, model_cfg)
+  path, diffs, note = check("uci_200hz", str(tmp_path / "old"))
+  assert path == str(tmp_path / "old") and diffs is None and "records no data spec" in note

@@ -14,7 +14,7 @@ from data_builders.uci_emg import uci_emg_dataset_builder as uci
 from tinymyo_jax import checkpointing, infer, input_pipeline
 from tinymyo_jax.models.tinymyo import create_model, decode_variant
 
-from .conftest import SHARED, UCI_ZIP_DIR, run_python
+from .conftest import SHARED, UCI_SAMPLE_ZIP, need_shared, run_python
 
 MEMBER = "EMG_data_for_gestures-master/01/1_raw_data_13-12_22.03.16.txt"
 ROWS = 14000  # ~14.5 s: rest, fist and wrist flexion, unmarked between
@@ -44,7 +44,7 @@ def classifier(ckpt):
 
 @pytest.fixture(scope="module")
 def uci_txt(tmp_path_factory):
-  with zipfile.ZipFile(UCI_ZIP_DIR / "EMG_data_for_gestures.zip") as archive:
+  with zipfile.ZipFile(UCI_SAMPLE_ZIP) as archive:
     lines = archive.read(MEMBER).split(b"\r\n")
   path = tmp_path_factory.mktemp("uci") / "1_raw_data_13-12_22.03.16.txt"
   path.write_bytes(b"\r\n".join(lines[:ROWS + 1]) + b"\r\n")
@@ -131,7 +131,7 @@ def test_bad_recordings(classifier):
 
 
 def test_ninapro_mat_rate_and_channels(classifier):
-  path = SHARED / "data" / "ninapro_samples" / "db5" / "S1_E1_A1.mat"
+  path = need_shared(SHARED / "data" / "ninapro_samples" / "db5" / "S1_E1_A1.mat")
   rec = infer.read_recording(str(path))
   assert rec.rate_hz == 200.0 and rec.emg_ct.shape == (16, 130267)
   with pytest.raises(infer.InferenceError, match="has 16 channels, the checkpoint expects 8"):
@@ -178,3 +178,27 @@ def test_cli_error_exit_code(ckpt, uci_txt, tmp_path, capsys):
   assert not (tmp_path / "no.json").exists()
   code = infer.main(["--ckpt", str(tmp_path / "nothing"), str(uci_txt)])
   assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_npy_that_is_not_an_array_gets_one_line(ckpt, tmp_path, capsys):
+  noise = tmp_path / "noise.npy"
+  noise.write_bytes(np.random.default_rng(0).bytes(4096))
+  code = infer.main(["--ckpt", ckpt[0], str(noise), "--sample_rate", "1000"])
+  err = capsys.readouterr().err
+  assert code == 2 and err.count("\n") == 1
+  assert err.startswith(f"error: {noise}: not a .npy array file (no NumPy header)")
+  good = tmp_path / "good.npy"
+  np.save(good, np.ones((8, 3000), np.float32))
+  cut = tmp_path / "cut.npy"
+  cut.write_bytes(good.read_bytes()[:500])
+  with pytest.raises(infer.InferenceError, match=r"cut.npy: unreadable .npy array \(ValueError: "
+                                                 r"Failed to read all data"):
+    infer.read_recording(str(cut), sample_rate=1000.0)
+  np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+  with pytest.raises(infer.InferenceError, match=r"objects.npy: unreadable .npy array "
+                                                 r"\(ValueError: Object arrays cannot be loaded"):
+    infer.read_recording(str(tmp_path / "objects.npy"), sample_rate=1000.0)
+  np.save(tmp_path / "complex.npy", np.ones((8, 3000), complex))
+  with pytest.raises(infer.InferenceError, match="complex.npy: array of dtype complex128, "
+                                                 "expected real numbers"):
+    infer.read_recording(str(tmp_path / "complex.npy"), sample_rate=1000.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, need_shared
 from tinymyo_jax.masking import random_patch_mask
 from tinymyo_jax.models import layers
 from tinymyo_jax.models.tinymyo import count_params, create_model, decode_variant
@@ -167,8 +167,8 @@ def _load_official(model, state_dict):
 
 def test_released_mode_reproduces_official_pretraining_outputs():
   safetensors = pytest.importorskip("safetensors.numpy")
-  sd = safetensors.load_file(str(FIXTURES / "tinymyo_pretrain_seed0.safetensors"))
-  io = np.load(FIXTURES / "pretrain_io.npz")
+  sd = safetensors.load_file(str(need_shared(FIXTURES / "tinymyo_pretrain_seed0.safetensors")))
+  io = np.load(need_shared(FIXTURES / "pretrain_io.npz"))
   model = create_model(decode_variant("tiny", rope_mode="released"))
   _load_official(model, sd)
   x = jnp.asarray(io["x"])

@@ -1,4 +1,5 @@
-"""End-to-end pretraining runs: CLI outputs, resume after SIGKILL, corrupt checkpoints, bad input."""
+"""End-to-end pretraining runs: CLI outputs, resume after SIGKILL, corrupt checkpoints, bad input,
+re-runs of finished runs and resumes under a changed config."""
 
 from __future__ import annotations
 
@@ -28,8 +29,14 @@ def losses_by_step(workdir) -> dict[int, float]:
 def smoke_config(**overrides):
   config = pretrain.get_config("smoke").unlock()
   for k, v in overrides.items():
-    config[k] = v
+    node, _, leaf = k.rpartition(".")
+    (config if not node else config[node])[leaf] = v
   return config.lock()
+
+
+def longer(total_steps: int):
+  """The smoke config continued to `total_steps` in the same workdir (a changed schedule)."""
+  return smoke_config(total_steps=total_steps, allow_config_change=True)
 
 
 @pytest.mark.integration
@@ -88,7 +95,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
       f.write_bytes(b"garbage")
   # A half-written save (orbax's temporary folder) must be ignored as well.
   (ckpt / "9.orbax-checkpoint-tmp-123").mkdir()
-  summary = train.train_and_evaluate(smoke_config(total_steps=8), str(tmp_path))
+  summary = train.train_and_evaluate(longer(8), str(tmp_path))
   assert summary["steps"] == 8
   rows = [r["step"] for r in reporting.read_metrics(str(tmp_path)) if "train/loss" in r]
   assert rows[6:] == [4, 5, 6, 7, 8]  # resumed after step 3, not from 0
@@ -100,7 +107,7 @@ def test_all_checkpoints_corrupt_is_an_error_not_a_restart(tmp_path):
     shutil.rmtree(tmp_path / "checkpoints" / step / "params")
     (tmp_path / "checkpoints" / step / "params").mkdir()
   with pytest.raises(checkpointing.CheckpointError, match="refusing to restart from step 0"):
-    train.train_and_evaluate(smoke_config(total_steps=8), str(tmp_path))
+    train.train_and_evaluate(longer(8), str(tmp_path))
 
 
 def test_nan_batch_is_refused_and_checkpoint_untouched(tmp_path, monkeypatch):
@@ -115,17 +122,61 @@ def test_nan_batch_is_refused_and_checkpoint_untouched(tmp_path, monkeypatch):
 
   monkeypatch.setattr(input_pipeline, "SyntheticSource", NanSource)
   with pytest.raises(ValueError, match="NaN/Inf"):
-    train.train_and_evaluate(smoke_config(total_steps=9), str(tmp_path))
+    train.train_and_evaluate(longer(9), str(tmp_path))
   after = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")}
   assert before == after
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
   train.train_and_evaluate(smoke_config(), str(tmp_path))
-  config = smoke_config(total_steps=8).unlock()
+  config = longer(8).unlock()
   config.model.rope_mode = "flat"
-  with pytest.raises(checkpointing.CheckpointError):
+  with pytest.raises(checkpointing.CheckpointError, match="written for model"):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_resume_under_a_changed_config_lists_the_fields_unless_allowed(tmp_path):
+  train.train_and_evaluate(smoke_config(), str(tmp_path))
+  _, _, meta = checkpointing.load_params(str(tmp_path / "checkpoints"))
+  assert meta["run_config"]["total_steps"] == 6 and meta["run_config"]["batch_size"] == 8
+  assert meta["data_spec"] == {"sources": ["synthetic:8x200:128"], "sample_rate_hz": None,
+                               "window": 200, "num_channels": 8, "normalization": "minmax"}
+  changed = {"total_steps": 2000, "optimizer.peak_lr": 1e-3, "batch_size": 4, "name": "other",
+             "optimizer.warmup_steps": 1, "data.eval_split": "test",
+             "data.sources": (("synthetic", "8x200:64", 1.0),)}
+  with pytest.raises(checkpointing.CheckpointError) as e:
+    train.train_and_evaluate(smoke_config(**changed), str(tmp_path))
+  message = str(e.value)
+  for line in ("total_steps: checkpoint 6, config 2000", "optimizer.peak_lr: checkpoint 0.0001, "
+               "config 0.001", "batch_size: checkpoint 8, config 4", "data.sources: checkpoint "
+               "[['synthetic', '8x200:128', 1.0]], config [['synthetic', '8x200:64', 1.0]]",
+               "name: checkpoint 'smoke', config 'other'", "optimizer.warmup_steps: checkpoint 2",
+               "data.eval_split: checkpoint 'validation', config 'test'",
+               "--config.allow_config_change=True"):
+    assert line in message
+  assert message.count("checkpoint ") == len(changed) + 1  # only what differs (+ the directory)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]  # nothing trained
+  # The override continues the run under the new schedule.
+  summary = train.train_and_evaluate(longer(9), str(tmp_path))
+  assert summary["steps"] == 9
+  assert checkpointing.load_params(str(tmp_path / "checkpoints"))[2]["run_config"][
+      "total_steps"] == 9
+
+
+def test_rerun_of_a_finished_run_does_not_train_or_rewrite_the_summary(tmp_path, capsys):
+  first = train.train_and_evaluate(smoke_config(), str(tmp_path))
+  rows = reporting.read_metrics(str(tmp_path))
+  again = train.train_and_evaluate(smoke_config(), str(tmp_path))
+  assert "run already finished at step 6 of 6; not training again" in capsys.readouterr().out
+  assert reporting.read_metrics(str(tmp_path)) == rows
+  assert again == json.loads((tmp_path / "summary.json").read_text())
+  assert again["final_eval_loss"] == first["final_eval_loss"] is not None
+  # Killed after its last checkpoint but before summary.json: rebuilt from the checkpoint.
+  (tmp_path / "summary.json").unlink()
+  rebuilt = train.train_and_evaluate(smoke_config(), str(tmp_path))
+  assert rebuilt["steps"] == 6 and rebuilt["final_eval_loss"] == first["final_eval_loss"]
+  assert rebuilt["final_train_loss"] == first["final_train_loss"]
+  assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 6
 
 
 def test_per_corpus_and_extra_eval_sets_are_logged(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -31,6 +32,20 @@ log = logging.getLogger(__name__)
 
 class CheckpointError(RuntimeError):
   """A checkpoint directory exists but none of its steps can be restored."""
+
+
+# TensorStore errors embed the whole store spec (kilobytes of JSON) in their message.
+_TENSORSTORE_SPEC = re.compile(r"\s*\[tensorstore_spec='.*?'\]")
+_MAX_REASON = 300
+
+
+def unreadable_step(step: int, path: str, error: BaseException) -> str:
+  """One line for a step that cannot be restored: step, path, exception type, first line."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  reason = _TENSORSTORE_SPEC.sub("", lines[0] if lines else "")
+  if len(reason) > _MAX_REASON:
+    reason = reason[:_MAX_REASON - 3] + "..."
+  return f"step {step} at {path}: {type(error).__name__}: {reason}"
 
 
 def _manager(directory: str, max_to_keep: int | None = None) -> ocp.CheckpointManager:
@@ -91,15 +106,15 @@ class Checkpointer:
         out = self.manager.restore(step, args=ocp.args.Composite(**args))
         if errors:
           self._quarantine([s for s, _ in errors])
-          log.warning("skipped unreadable checkpoints %s", errors)
+          log.warning("skipped unreadable checkpoints: %s", "; ".join(e for _, e in errors))
         return step, out["params"], out["opt_state"], out["meta"]
       except Exception as e:  # noqa: BLE001 - any failure means this step is unusable
-        errors.append((step, f"{type(e).__name__}: {e}"))
-        log.warning("checkpoint step %d in %s cannot be restored (%s); trying an older one",
-                    step, self.directory, e)
+        errors.append((step, unreadable_step(step, os.path.join(self.directory, str(step)), e)))
+        log.warning("cannot restore checkpoint %s; trying an older one", errors[-1][1])
+        log.debug("full error of checkpoint step %d", step, exc_info=True)
     raise CheckpointError(
-        f"no checkpoint in {self.directory} can be restored; refusing to restart from step 0. "
-        f"Errors: {errors}")
+        f"no checkpoint in {self.directory} can be restored; refusing to restart from step 0: "
+        + "; ".join(e for _, e in errors))
 
   def _quarantine(self, steps) -> None:
     """Moves unreadable steps to `<dir>.unreadable/` (kept for inspection, out of the way)."""
@@ -144,8 +159,24 @@ def load_params(directory: str, step: int | None = None):
       out = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
                                                           meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001
-      raise CheckpointError(f"cannot read checkpoint step {step} in {directory!r}: {e}") from e
+      path = os.path.join(os.path.abspath(directory), str(step))
+      raise CheckpointError(f"cannot read checkpoint {unreadable_step(step, path, e)}") from e
   finally:
     manager.close()
   params = jax.tree.map(lambda x: x, out["params"])
   return params, model_config_from_json(out["meta"]["model"]), dict(out["meta"])
+
+
+def load_meta(directory: str, step: int | None = None) -> dict[str, Any]:
+  """Reads only the JSON meta of a checkpoint directory's latest (or given) finished step."""
+  if not os.path.isdir(directory):
+    raise CheckpointError(f"checkpoint directory {directory!r} does not exist")
+  manager = _manager(directory)
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f"checkpoint directory {directory!r} has no finished step")
+    out = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+  finally:
+    manager.close()
+  return dict(out["meta"])

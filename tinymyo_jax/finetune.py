@@ -103,6 +103,72 @@ def data_meta(config) -> dict[str, Any]:
   return out
 
 
+# What a checkpoint's data spec and the task's are compared on (`train.data_spec`).
+SPEC_FIELDS = ("sources", "sample_rate_hz", "window", "num_channels", "normalization")
+
+
+def checkpoint_data_spec(meta: dict[str, Any]) -> dict[str, Any] | None:
+  """The data spec a checkpoint's meta records (older fine-tuned ones: from "data"), or None."""
+  if "data_spec" in meta:
+    return meta["data_spec"]
+  data = meta.get("data")
+  if data and "sample_rate_hz" in data:
+    return {"sources": [f"{data.get('dataset')}:{data.get('dataset_config')}"],
+            **{k: data.get(k) for k in SPEC_FIELDS if k != "sources"}}
+  return None
+
+
+def data_spec_diffs(checkpoint: dict[str, Any], task: dict[str, Any]) -> dict[str, dict]:
+  """{field: {"checkpoint": value, "task": value}} for each `SPEC_FIELDS` entry that differs."""
+  return {k: {"checkpoint": checkpoint.get(k), "task": task.get(k)} for k in SPEC_FIELDS
+          if checkpoint.get(k) != task.get(k)}
+
+
+def diffs_line(diffs: dict[str, dict]) -> str:
+  """'sample_rate_hz: checkpoint 1000.0, task 200.0; ...'."""
+  return "; ".join(f"{k}: checkpoint {v['checkpoint']!r}, task {v['task']!r}"
+                   for k, v in diffs.items())
+
+
+def check_init_data(config, init_path: str, task_spec: dict[str, Any]):
+  """Compares the data a checkpoint was trained on with the task's; prints what differs.
+
+  Returns (init_path or None, diffs or None where unknown, note or None). `init_from=auto`
+  skips a checkpoint of another sample rate (the task then starts from scratch).
+  """
+  spec = checkpoint_data_spec(checkpointing.load_meta(init_path))
+  if spec is None:
+    note = (f"checkpoint {init_path} records no data spec (written before data specs were "
+            f"recorded): its sample rate, window, channels and normalization cannot be checked")
+    print(note)
+    return init_path, None, note
+  diffs = data_spec_diffs(spec, task_spec)
+  rate, task_rate = spec.get("sample_rate_hz"), task_spec.get("sample_rate_hz")
+  if config.init_from == "auto" and rate is not None and rate != task_rate:
+    note = (f"init_from=auto: not using {init_path}: it was pretrained on data at {rate} Hz, "
+            f"the task's data is at {task_rate} Hz; training from scratch (pass "
+            f"--config.init_from={init_path} to use it anyway)")
+    print(note)
+    return None, None, note
+  if diffs:
+    print(f"the data of checkpoint {init_path} differs from the task's: {diffs_line(diffs)}")
+  return init_path, diffs, None
+
+
+def init_report_lines(summary: dict[str, Any]) -> list[str]:
+  """report.md lines on how the initial checkpoint's data compares with the task's."""
+  lines = []
+  if summary.get("init_note"):
+    lines.append(f"- note: {summary['init_note']}")
+  diffs = summary.get("init_data_diffs")
+  if diffs:
+    lines.append(f"- data differs from the checkpoint's: {diffs_line(diffs)}")
+  elif diffs == {}:
+    lines.append("- data: the checkpoint's sources, sample rate, window, channels and "
+                 "normalization")
+  return lines
+
+
 def derive_schedule(config, num_train: int):
   """Epoch-based durations -> steps (fields left at 0 in the task config)."""
   f = config.finetune
@@ -128,6 +194,8 @@ def scores_line(test: dict[str, Any]) -> str:
 def run(config, workdir: str) -> dict[str, Any]:
   """Fine-tunes and tests; returns the summary written to `workdir/summary.json`."""
   config = copy.deepcopy(config)
+  from configs.common import validate
+  validate(config)  # fields left at 0 are derived below
   os.makedirs(workdir, exist_ok=True)
   sources = train.data_sources(config)
   # Fail before any step: missing dataset, channel mismatch, bad checkpoint.
@@ -138,7 +206,10 @@ def run(config, workdir: str) -> dict[str, Any]:
     raise ValueError(f"dataset {sources[0].name} has {meta['num_channels']} channels, the task's "
                      f"model fuses {config.model.num_channels} (config.model.num_channels)")
   init_path = resolve_init(config.init_from)
-  init_params = None
+  task_spec = train.data_spec(config)
+  init_params, data_diffs, init_note = None, None, None
+  if init_path:
+    init_path, data_diffs, init_note = check_init_data(config, init_path, task_spec)
   if init_path:
     init_params, rope_mode = pretrained_encoder(init_path, train.model_config_from(config))
     if rope_mode != config.model.rope_mode:
@@ -150,8 +221,7 @@ def run(config, workdir: str) -> dict[str, Any]:
         f"{'pretrained checkpoint ' + init_path if init_path else 'scratch (random init)'}")
   num_train = len(train_records)
   steps_per_epoch = derive_schedule(config, num_train)
-  from configs.common import validate
-  validate(config)
+  validate(config, resolved=True)
 
   runs = []
   for seed_index in range(config.finetune.seeds):
@@ -166,6 +236,7 @@ def run(config, workdir: str) -> dict[str, Any]:
 
   summary = {
       "task": config.name, "task_type": config.task, "init_from": init_path or "scratch",
+      "init_data_diffs": data_diffs, "init_note": init_note, "data_spec": task_spec,
       "rope_mode": config.model.rope_mode, "num_train_examples": num_train,
       "steps_per_epoch": steps_per_epoch, "seeds": [r["seed"] for r in runs],
       "test": metrics.mean_std_over_seeds([r["test"]["scalars"] for r in runs]),
@@ -177,6 +248,9 @@ def run(config, workdir: str) -> dict[str, Any]:
       "param_count": runs[0]["train"]["param_count"], "workdir": os.path.abspath(workdir),
   }
   reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+  lines = evaluate.report_markdown(summary, runs).split("\n")
+  at = next(i for i, line in enumerate(lines) if line.startswith("- initialised from:")) + 1
+  lines[at:at] = init_report_lines(summary)
   with open(os.path.join(workdir, "report.md"), "w", encoding="utf-8") as f:
-    f.write(evaluate.report_markdown(summary, runs))
+    f.write("\n".join(lines))
   return summary

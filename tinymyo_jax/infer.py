@@ -166,7 +166,7 @@ def read_recording(path: str, sample_rate: float | None = None) -> Recording:
   if suffix == ".npy":
     if sample_rate is None:
       raise InferenceError(f"{path}: a .npy array needs --sample_rate (Hz)")
-    emg = np.load(path, allow_pickle=False)
+    emg = _load_npy(path)
     if emg.ndim != 2:
       raise InferenceError(f"{path}: expected an array [channels, samples], got shape "
                            f"{emg.shape}")
@@ -183,6 +183,24 @@ def read_recording(path: str, sample_rate: float | None = None) -> Recording:
     raise InferenceError(f"{path}: --sample_rate {sample_rate:g} Hz contradicts the file's "
                          f"{rec.rate_hz:g} Hz")
   return rec
+
+
+def _load_npy(path: str) -> np.ndarray:
+  """The real-valued array in a `.npy` file; InferenceError naming the file for anything else."""
+  with open(path, "rb") as handle:
+    magic = handle.read(6)
+  if magic != b"\x93NUMPY":
+    raise InferenceError(f"{path}: not a .npy array file (no NumPy header); expected an array "
+                         "[channels, samples] written by numpy.save")
+  try:
+    emg = np.load(path, allow_pickle=False)
+  except (ValueError, OSError, EOFError) as error:
+    first = next((line for line in str(error).splitlines() if line.strip()), "")
+    raise InferenceError(f"{path}: unreadable .npy array ({type(error).__name__}: "
+                         f"{first})") from error
+  if emg.dtype.kind not in "biuf":
+    raise InferenceError(f"{path}: array of dtype {emg.dtype}, expected real numbers")
+  return emg
 
 
 def _read_uci(path: str) -> Recording:

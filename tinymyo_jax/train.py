@@ -6,8 +6,10 @@ Sections: model and shardings -> optimizer and state -> data -> resume -> compil
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import shutil
 import time
 from typing import Any
 
@@ -52,6 +54,50 @@ def model_config_from(config: ml_collections.ConfigDict):
 
 def data_sources(config) -> list[input_pipeline.Source]:
   return [input_pipeline.Source(*spec) for spec in config.data.sources]
+
+
+def data_spec(config) -> dict[str, Any]:
+  """What the run's inputs are: sources, sample rate, window, channels and normalization.
+
+  Stored with every checkpoint; fine-tuning compares its task's with the pretrained checkpoint's.
+  A value is a list where the sources disagree, None where the metadata does not say.
+  """
+  sources = data_sources(config)
+  metas = [input_pipeline.source_metadata(s, config.data.data_dir) for s in sources]
+  channels = [s.channel_group or m.get("num_channels") for s, m in zip(sources, metas)]
+
+  def one(values):
+    distinct = sorted(set(values), key=str)
+    return distinct[0] if len(distinct) == 1 else distinct
+
+  return {"sources": [f"{s.name}:{s.config}" for s in sources],
+          "sample_rate_hz": one(m.get("sample_rate_hz") for m in metas),
+          "window": one(m.get("window") for m in metas), "num_channels": one(channels),
+          "normalization": config.data.normalization}
+
+
+# Run-config fields a resumed run must share with its checkpoint: schedule, batch, data, task.
+# `config.allow_config_change=True` continues under new values instead.
+RESUME_FIELDS = ("task", "name", "total_steps", "grad_accum_steps", "batch_size",
+                 "optimizer.warmup_steps", "optimizer.peak_lr", "optimizer.init_lr",
+                 "optimizer.end_lr", "data.sources", "data.train_split", "data.eval_split",
+                 "data.test_split", "data.normalization")
+
+
+def run_fields(config) -> dict[str, Any]:
+  """`RESUME_FIELDS` of `config` as a checkpoint's meta stores them (JSON: tuples -> lists)."""
+  out = {}
+  for field in RESUME_FIELDS:
+    node = config
+    for part in field.split("."):
+      node = node.get(part) if node is not None else None
+    out[field] = node
+  return json.loads(json.dumps(out))
+
+
+def config_changes(saved: dict[str, Any], config) -> dict[str, tuple[Any, Any]]:
+  """{field: (checkpoint's value, config's value)} for every `RESUME_FIELDS` entry that differs."""
+  return {k: (saved.get(k), v) for k, v in run_fields(config).items() if saved.get(k) != v}
 
 
 def make_loss_fn(config):
@@ -195,9 +241,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   With `config.early_stopping_patience > 0`, the params with the lowest eval loss are kept in
   `workdir/best` and training stops after that many evals without improvement.
   `extra_meta` is stored with every checkpoint (e.g. the data's sampling rate for inference).
+  Each checkpoint also records the run config (`RESUME_FIELDS`), the data spec and the
+  early-stopping state: a resume continues the counters, a run that already finished or stopped
+  early returns its summary without training, and a resume under another schedule, batch size,
+  data or task is refused unless `config.allow_config_change`.
   """
   from configs.common import validate  # configs are a package of the project
-  validate(config)
+  validate(config, resolved=True)
   start_time = time.time()
   os.makedirs(workdir, exist_ok=True)
   model_cfg = model_config_from(config)
@@ -226,20 +276,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                     max_to_keep=config.max_to_keep)
   restored = ckpt.restore_latest(abstract_of(saved_state(state)),
                                  abstract_of(state["opt_state"]), train_iter)
+  patience = config.get("early_stopping_patience", 0)
+  best_dir = os.path.join(workdir, "best")
+  best_loss, best_step, evals_since_best = float("inf"), None, 0
+  last_train, last_eval, last_eval_by_set = {}, {}, {}
   if restored is not None:
-    step0, saved, opt_state, meta = restored
-    saved_model = checkpointing.model_config_from_json(meta["model"])
-    if saved_model != model_cfg:
-      raise checkpointing.CheckpointError(
-          f"checkpoint in {ckpt.directory} was written for model {saved_model}, "
-          f"the config asks for {model_cfg}")
+    step0, saved, opt_state, saved_meta = restored
+    try:
+      saved_model = checkpointing.model_config_from_json(saved_meta["model"])
+      if saved_model != model_cfg:
+        raise checkpointing.CheckpointError(
+            f"checkpoint in {ckpt.directory} was written for model {saved_model}, "
+            f"the config asks for {model_cfg}")
+      check_resume_config(saved_meta, config, ckpt.directory)
+    except checkpointing.CheckpointError:
+      ckpt.close()
+      raise
+    progress = saved_meta.get("progress")
+    if progress:
+      best_step, evals_since_best = progress["best_step"], progress["evals_since_best"]
+      if progress["best_eval_loss"] is not None:
+        best_loss = progress["best_eval_loss"]
+      last_train, last_eval, last_eval_by_set = (
+          progress["last_train"], progress["last_eval"], progress["last_eval_by_set"])
+    elif patience:
+      tqdm.tqdm.write(f"checkpoint step {step0} of {ckpt.directory} records no early-stopping "
+                      f"state; counting evaluations without improvement from here")
     params, batch_stats = factory.split_stats(saved, state.get("batch_stats"))
     state = {"params": params, "opt_state": opt_state,
              "step": jax.device_put(jnp.asarray(step0, jnp.int32), replicated)}
     if batch_stats:
       state["batch_stats"] = batch_stats
-    tqdm.tqdm.write(f"resumed from step {step0} of {ckpt.directory}")
   step = int(state["step"])
+
+  def make_summary(examples_per_sec, wall_time_sec):
+    summary = {
+        "config_name": config.name, "task": config.task, "steps": step,
+        "final_train_loss": last_train.get("loss"), "final_eval_loss": last_eval.get("loss"),
+        "final_train_metrics": last_train, "final_eval_metrics": last_eval,
+        "final_eval_metrics_by_set": last_eval_by_set,
+        "param_count": int(num_params), "examples_per_sec": examples_per_sec,
+        "wall_time_sec": wall_time_sec, "devices": num_devices,
+        "mesh": {"data": int(mesh.shape["data"]), "fsdp": int(mesh.shape["fsdp"])},
+        "checkpoint_dir": ckpt.directory, "rope_mode": model_cfg.rope_mode,
+        "workdir": os.path.abspath(workdir),
+    }
+    if patience:
+      summary.update(best_eval_loss=best_loss, best_step=best_step,
+                     best_dir=os.path.abspath(best_dir))
+    return summary
+
+  if restored is not None:
+    stopped_early = bool(patience) and evals_since_best >= patience
+    if step >= config.total_steps or stopped_early:
+      ckpt.close()
+      how = (f"early-stopped at step {step} (best step {best_step})" if stopped_early
+             else f"finished at step {step} of {config.total_steps}")
+      tqdm.tqdm.write(f"{workdir}: run already {how}; not training again (best/ is left as "
+                      f"it is; use a new --workdir for a new run)")
+      return finished_summary(workdir, step, make_summary(None, None))
+    tqdm.tqdm.write(f"resumed from step {step0} of {ckpt.directory}")
+    prune_after(best_dir, step0)
 
   # --- compiled steps
   loss_fn = make_loss_fn(config)
@@ -286,13 +383,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # --- loop
   meta = {"model": checkpointing.model_config_to_json(model_cfg), "config_name": config.name,
           "task": config.task, "normalization": config.data.normalization,
-          "input_stats": stats, **(extra_meta or {})}
+          "input_stats": stats, "run_config": run_fields(config),
+          "data_spec": data_spec(config), **(extra_meta or {})}
   if quant_meta:
     meta["quant"] = quant_meta  # QAT recipe and activation scales
-  patience = config.get("early_stopping_patience", 0)
-  best_loss, best_step, evals_since_best = float("inf"), None, 0
+
+  def save_checkpoint():
+    """A training checkpoint whose meta carries the early-stopping state and last metrics."""
+    jax.block_until_ready(state)
+    progress = {"best_eval_loss": None if best_step is None else best_loss,
+                "best_step": best_step, "evals_since_best": evals_since_best,
+                "last_train": last_train, "last_eval": last_eval,
+                "last_eval_by_set": last_eval_by_set}
+    ckpt.save(step, params=saved_state(state), opt_state=state["opt_state"],
+              data_iter=train_iter, meta={**meta, "progress": progress})
+
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
-  last_train, last_eval, last_eval_by_set, pending = {}, {}, {}, []
+  pending = []
   timed_steps, timed_seconds, t_last = 0, 0.0, None
   bar = tqdm.tqdm(total=config.total_steps, initial=step, desc=config.name, unit="step",
                   disable=not config.progress_bar, dynamic_ncols=True)
@@ -327,17 +434,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if patience:
           if last_eval["loss"] < best_loss:
             best_loss, best_step, evals_since_best = last_eval["loss"], step, 0
-            checkpointing.save_params(os.path.join(workdir, "best"), saved_state(state),
-                                      model_cfg, step=step, extra_meta=meta, max_to_keep=1)
+            prune_after(best_dir, step - 1)  # a same-step leftover of a killed run
+            checkpointing.save_params(best_dir, saved_state(state), model_cfg, step=step,
+                                      extra_meta=meta, max_to_keep=1)
           else:
             evals_since_best += 1
         t_last = time.time()  # eval time is not step time
-      if step % config.checkpoint_every == 0 or step == config.total_steps:
-        jax.block_until_ready(state)
-        ckpt.save(step, params=saved_state(state), opt_state=state["opt_state"],
-                  data_iter=train_iter, meta=meta)
+      stop = bool(patience) and evals_since_best >= patience
+      if step % config.checkpoint_every == 0 or step == config.total_steps or stop:
+        save_checkpoint()  # also at an early stop, so a re-run knows the run is over
         t_last = time.time()  # checkpoint time is not step time
-      if patience and evals_since_best >= patience:
+      if stop:
         tqdm.tqdm.write(f"early stop at step {step}: no eval improvement in {patience} evals")
         break
   finally:
@@ -345,22 +452,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     writer.close()
     ckpt.close()
 
-  summary = {
-      "config_name": config.name, "task": config.task, "steps": step,
-      "final_train_loss": last_train.get("loss"), "final_eval_loss": last_eval.get("loss"),
-      "final_train_metrics": last_train, "final_eval_metrics": last_eval,
-      "final_eval_metrics_by_set": last_eval_by_set,
-      "param_count": int(num_params),
-      "examples_per_sec": (config.batch_size * timed_steps / timed_seconds
-                           if timed_seconds else None),
-      "wall_time_sec": time.time() - start_time, "devices": num_devices,
-      "mesh": {"data": int(mesh.shape["data"]), "fsdp": int(mesh.shape["fsdp"])},
-      "checkpoint_dir": ckpt.directory, "rope_mode": model_cfg.rope_mode,
-      "workdir": os.path.abspath(workdir),
-  }
-  if patience:
-    summary.update(best_eval_loss=best_loss, best_step=best_step,
-                   best_dir=os.path.join(os.path.abspath(workdir), "best"))
+  summary = make_summary(
+      config.batch_size * timed_steps / timed_seconds if timed_seconds else None,
+      time.time() - start_time)
   if jax.process_index() == 0:
     reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
   return summary
+
+
+def check_resume_config(saved_meta: dict[str, Any], config, directory: str) -> None:
+  """Refuses to resume a checkpoint written under another schedule, batch size, data or task."""
+  saved = saved_meta.get("run_config")
+  if saved is None:
+    tqdm.tqdm.write(f"checkpoint in {directory} records no run config (an older checkpoint); "
+                    f"schedule, batch size and data are not compared")
+    return
+  changes = config_changes(saved, config)
+  if not changes:
+    return
+  listed = "; ".join(f"{k}: checkpoint {a!r}, config {b!r}" for k, (a, b) in changes.items())
+  if config.get("allow_config_change"):
+    tqdm.tqdm.write(f"continuing {directory} under a changed config "
+                    f"(allow_config_change=True): {listed}")
+    return
+  raise checkpointing.CheckpointError(
+      f"checkpoint in {directory} was written under a different config: {listed}. Use a new "
+      f"--workdir for a new run, or pass --config.allow_config_change=True to continue this one "
+      f"under the new values")
+
+
+def finished_summary(workdir: str, step: int, rebuilt: dict[str, Any]) -> dict[str, Any]:
+  """The summary of a run that is already over: its summary.json when that describes the same
+  step (left untouched), else `rebuilt` from the checkpoint (written to summary.json)."""
+  path = os.path.join(workdir, "summary.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      summary = json.load(f)
+    if summary.get("steps") == step:
+      return summary
+  if jax.process_index() == 0:
+    reporting.write_json_atomic(path, rebuilt)
+  return rebuilt
+
+
+def prune_after(directory: str, step: int) -> None:
+  """Removes the steps after `step` from a params directory (`best/`): written by a run that was
+  killed before its next training checkpoint, they are recomputed after the resume."""
+  if not os.path.isdir(directory) or jax.process_index() != 0:
+    return
+  for name in os.listdir(directory):
+    if name.isdigit() and int(name) > step:
+      shutil.rmtree(os.path.join(directory, name))

@@ -1,10 +1,12 @@
 """C code generation for the quantised TinyMyo classifier (host build and GAP9 target layer).
 
-`python -m export.gap9.codegen --ckpt CKPT --task uci --out DIR` calibrates on real UCI windows,
+`python -m export.gap9.codegen --ckpt CKPT [--task uci] --out DIR` calibrates on real UCI windows,
 writes DIR/{weights.c, network.c, network.h, kernels.c, kernels.h, target.h, main_host.c,
 Makefile, quant.npz, plan.md, model_qdq.onnx} and prints the memory/tiling plan; `make -C DIR`
 builds the host binary with `gcc -O2 -Wall -Werror`. `model_qdq.onnx` is the same quantised model
-as a QDQ ONNX with the same scales (`qdq_onnx.py`), for ONNX-based GAP flows.
+as a QDQ ONNX with the same scales (`qdq_onnx.py`), for ONNX-based GAP flows. `--task` (a
+classification task of configs/finetune.py on UCI-EMG) checks the checkpoint's head against it;
+without it the checkpoint's own classifier is deployed.
 """
 
 from __future__ import annotations
@@ -17,13 +19,35 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import finetune as finetune_configs
+from export import tasks
 from export.gap9 import plan as plan_lib
 from export.gap9 import qdq_onnx
 from export.gap9.quantize import QuantizedModel
 
 C_DIR = Path(__file__).resolve().parent / "c"
 CFLAGS = ["-O2", "-Wall", "-Werror", "-std=c11"]
-TASKS = {"uci": dict(channels=8, samples=1000, classes=6)}
+# The tasks of configs/finetune.py this pipeline deploys: classifiers of UCI-EMG windows (the only
+# corpus `windows.py` calibrates on).
+GAP9_TASKS = tuple(sorted(name for name, spec in finetune_configs.TASKS.items()
+                          if spec["task"] == "classification"
+                          and spec["sources"][0][0] == "uci_emg"))
+
+
+def check_task(name: str | None, config) -> None:
+  """Raises tasks.TaskError unless the checkpoint is a classifier fitting task `name` (if any)."""
+  if getattr(config, "head", None) != "classification":
+    raise tasks.TaskError(f"GAP9 codegen deploys classifiers; the checkpoint has a "
+                          f"{getattr(config, 'head', type(config).__name__)!r} head")
+  if name is None:
+    return
+  task = tasks.lookup(name)
+  if task.head != "classification" or (task.finetuning and task.dataset != "uci_emg"):
+    kind = f"trains on {task.dataset}" if task.finetuning else "is no classification task"
+    raise tasks.TaskError(f"task {name!r} {kind}; GAP9 codegen takes a UCI-EMG classification "
+                          f"task: {list(GAP9_TASKS)} (with ',<split>' for uci and uci_200hz), "
+                          f"or no --task for the checkpoint's own head")
+  tasks.check_checkpoint(task, config, "GAP9 codegen")
 
 
 def _cname(name: str) -> str:
@@ -316,20 +340,24 @@ def expected_dumps(plan: plan_lib.Plan, trace: dict, index: int = 0) -> dict:
 def main(argv=None):
   from export.gap9 import quantize as q
   from export.gap9.windows import load_windows
+  from tinymyo_jax.checkpointing import CheckpointError
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   q.add_model_args(parser)
-  parser.add_argument("--task", default="uci", choices=sorted(TASKS))
+  parser.add_argument("--task", default=None,
+                      help=f"check the checkpoint against this task (default: its own head); "
+                           f"one of {list(GAP9_TASKS)}")
   parser.add_argument("--out", required=True)
   parser.add_argument("--recipe", default="per_channel+percentile", choices=sorted(q.RECIPES))
   parser.add_argument("--l1_bytes", type=int, default=plan_lib.L1_BYTES)
   parser.add_argument("--l2_bytes", type=int, default=plan_lib.L2_BYTES)
   args = parser.parse_args(argv)
-  params, config, spec = q.load_model_arg(args)
-  task = TASKS[args.task]
-  if (config.num_channels, config.num_outputs) != (task["channels"], task["classes"]):
-    raise SystemExit(f"checkpoint is a {config.num_channels}-channel {config.num_outputs}-class "
-                     f"classifier; task {args.task!r} needs {task['channels']} / {task['classes']}")
-  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
+  try:
+    params, config, spec = q.load_model_arg(args)
+    check_task(args.task, config)
+    x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec,
+                            zip_path=args.uci_zip)
+  except (ValueError, CheckpointError) as e:  # tasks.TaskError is a ValueError
+    raise SystemExit(f"error: {e}") from e
   qm = q.quantize(params, config, x_cal, q.RECIPES[args.recipe])
   plan = generate(qm, args.out, l1_bytes=args.l1_bytes, l2_bytes=args.l2_bytes)
   print(plan.table())

@@ -263,7 +263,8 @@ def main(argv=None):
   parser.add_argument("--out", required=True, help="output .onnx file")
   args = parser.parse_args(argv)
   params, config, spec = q.load_model_arg(args)
-  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
+  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec,
+                          zip_path=args.uci_zip)
   qm = q.quantize(params, config, x_cal, q.RECIPES[args.recipe])
   model = build(qm)
   save(model, args.out)

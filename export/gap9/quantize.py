@@ -461,10 +461,14 @@ def load_model_arg(args):
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
+  from export.gap9.windows import UCI_ZIP
   parser.add_argument("--ckpt", help="checkpoint dir readable by tinymyo_jax.checkpointing")
   parser.add_argument("--safetensors", help="released-layout classifier .safetensors")
   parser.add_argument("--rope_mode", default="released", help="with --safetensors only")
-  parser.add_argument("--data_dir", help="prepared TFDS dir with uci_emg (else the shared zip)")
+  parser.add_argument("--data_dir", help="prepared TFDS dir with uci_emg (else --uci_zip)")
+  parser.add_argument("--uci_zip", default=str(UCI_ZIP),
+                      help="UCI-EMG zip to cut windows from without --data_dir (default: the "
+                           "bundled 10-subject sample)")
   parser.add_argument("--calib", type=int, default=256, help="calibration windows (train split)")
   parser.add_argument("--test_limit", type=int, default=None)
 
@@ -477,8 +481,10 @@ def main(argv=None):
   parser.add_argument("--recipe", default="per_channel+percentile", choices=sorted(RECIPES))
   args = parser.parse_args(argv)
   params, config, spec = load_model_arg(args)
-  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec)
-  x_test, y_test = load_windows("test", data_dir=args.data_dir, limit=args.test_limit, spec=spec)
+  x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec,
+                          zip_path=args.uci_zip)
+  x_test, y_test = load_windows("test", data_dir=args.data_dir, limit=args.test_limit, spec=spec,
+                                zip_path=args.uci_zip)
   print(f"model {config}\ninput {spec}\ncalibration windows {len(x_cal)} (train), "
         f"test windows {len(x_test)}")
   rows = accuracy_table(params, config, x_cal, x_test, y_test, with_integer=args.recipe)

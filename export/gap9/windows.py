@@ -1,12 +1,13 @@
 """Real UCI-EMG windows for calibration and evaluation of the deployed classifier.
 
 The preferred source is the project's TFDS builder (`data_builders.registry.load_split`). While it
-is absent, or when no prepared data dir is given, the windows are cut straight from the shared zip
-with the TinyMyo preprocessing (drop class 0, 20-90 Hz band-pass and 50 Hz notch at the script's
-assumed fs = 200 Hz, per-file z-score, windows inside constant-class runs, label = class - 1).
-Windows are then normalised as the checkpoint was trained (`InputSpec`): with the normalisation and
-training-split channel statistics stored in its meta when it has them, else z-scored per window
-and channel (the older fine-tuning input normalisation).
+is absent, or when no prepared data dir is given, the windows are cut straight from a UCI zip
+(the 10-subject sample bundled in `data_builders/uci_emg/sample/` unless `zip_path` names the
+full copy) with the TinyMyo preprocessing (drop class 0, 20-90 Hz band-pass and 50 Hz notch at
+the script's assumed fs = 200 Hz, per-file z-score, windows inside constant-class runs, label =
+class - 1). Windows are then normalised as the checkpoint was trained (`InputSpec`): with the
+normalisation and training-split channel statistics stored in its meta when it has them, else
+z-scored per window and channel (the older fine-tuning input normalisation).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-SHARED_ZIP = (Path(__file__).resolve().parents[3] / "shared" / "data" / "uci_emg"
-              / "EMG_data_for_gestures.zip")
+# Subjects 01, 03-07, 17, 18 (train) and 20, 21 (test) of the distribution zip, byte for byte.
+UCI_ZIP = (Path(__file__).resolve().parents[2] / "data_builders" / "uci_emg" / "sample"
+           / "EMG_data_for_gestures.zip")
 SPLIT_SUBJECTS = {"train": range(1, 20), "test": range(20, 23)}
 FS_ASSUMED = 200.0  # the TinyMyo script's sampling-rate assumption (see datasets.md, UCI)
 
@@ -44,12 +46,15 @@ class InputSpec:
     stats: {"mean": [C], "std": [C]} of the training split ("standardize" only).
     num_channels: channels the model fuses (windows are zero-padded up to it).
     builder_config: config of the `uci_emg` builder the checkpoint was trained on.
+    dataset: the corpus it was trained on (meta["data"]["dataset"]); only `uci_emg` has windows
+      here.
   """
 
   normalization: str | None = None
   stats: dict | None = None
   num_channels: int | None = None
   builder_config: str | None = None
+  dataset: str = "uci_emg"
 
   @classmethod
   def from_meta(cls, meta: dict, num_channels: int | None = None) -> "InputSpec":
@@ -59,7 +64,8 @@ class InputSpec:
       return cls()
     stats = (meta.get("input_stats") or [None])[0]
     data = meta.get("data") or {}
-    return cls(norm, stats, num_channels, data.get("dataset_config"))
+    return cls(norm, stats, num_channels, data.get("dataset_config"),
+               data.get("dataset") or "uci_emg")
 
   def apply(self, x_nct: np.ndarray) -> np.ndarray:
     """Model-ready float32 windows [N, C, T]."""
@@ -93,7 +99,7 @@ def _cut(emg: np.ndarray, cls: np.ndarray, length: int, stride: int):
       yield emg[w:w + length].T, int(cls[s]) - 1
 
 
-def windows_from_zip(split: str, *, zip_path: Path = SHARED_ZIP, length: int = 1000,
+def windows_from_zip(split: str, *, zip_path: Path = UCI_ZIP, length: int = 1000,
                      stride: int = 500, subjects=None) -> tuple[np.ndarray, np.ndarray]:
   """Windows [N, 8, length] (not yet window-normalised) and labels [N] of one split."""
   if split not in SPLIT_SUBJECTS and subjects is None:
@@ -127,16 +133,19 @@ def windows_from_builder(split: str, data_dir: str,
 def load_windows(split: str, *, data_dir: str | None = None, limit: int | None = None,
                  seed: int = 0, spec: InputSpec = InputSpec(),
                  **zip_kwargs) -> tuple[np.ndarray, np.ndarray]:
-  """Model-ready windows: builder split if `data_dir` is given, else the shared zip.
+  """Model-ready windows: builder split if `data_dir` is given, else a UCI zip (`zip_path`).
 
   `limit` keeps a seeded random subset of that size (class balance is not enforced); `spec`
   gives the normalisation (and builder config) of the checkpoint.
   """
+  if spec.dataset != "uci_emg":
+    raise ValueError(f"the checkpoint was trained on {spec.dataset!r}; these tools cut UCI-EMG "
+                     f"(uci_emg) windows only")
   if data_dir is not None:
     x, y = windows_from_builder(split, data_dir, spec.builder_config)
   elif spec.stats is not None:
     raise ValueError(f"the checkpoint normalises with training-split statistics of builder "
-                     f"'uci_emg' (config {spec.builder_config!r}); the shared-zip windows are "
+                     f"'uci_emg' (config {spec.builder_config!r}); the zip windows are "
                      f"preprocessed differently: pass data_dir (--data_dir) of the built dataset")
   else:
     x, y = windows_from_zip(split, **zip_kwargs)

@@ -6,18 +6,15 @@ import pathlib
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "reference" / "official_fixtures"
+from tests.conftest import FIXTURES, need_shared
+
 PRETRAIN_ST = FIXTURES / "tinymyo_pretrain_seed0.safetensors"
 CLASSIFIER_ST = FIXTURES / "tinymyo_classifier_seed0.safetensors"
-UCI_ZIP = REPO.parent / "shared" / "data" / "uci_emg" / "EMG_data_for_gestures.zip"
 
 
 def need(path: pathlib.Path) -> pathlib.Path:
-  """Skips the test when a shared reference file is absent (e.g. outside this workspace)."""
-  if not path.exists():
-    pytest.skip(f"shared reference file {path} is not available")
-  return path
+  """Skips the test when a shared reference file is absent (e.g. in a public clone)."""
+  return need_shared(path)
 
 
 @pytest.fixture(scope="session")

@@ -77,12 +77,12 @@ def test_bad_requests_fail_with_one_clear_error(small_ckpt, tmp_path, capsys, ar
 
 
 def test_task_lookup_maps_finetuning_tasks_to_heads():
-  config = decode_variant("test", head="regression", num_channels=8, num_outputs=5)
+  config = decode_variant("test", head="regression", num_channels=16, num_outputs=5)
   assert to_onnx.resolve_task("db8", config) == ("head", "regression")
   assert to_onnx.resolve_task(None, config) == ("head", "regression")
   assert to_onnx.resolve_task("encoder", config) == ("encoder", "latent")
   with pytest.raises(to_onnx.OnnxExportError, match="needs a classification head"):
-    to_onnx.resolve_task("uci_emg", config)
+    to_onnx.resolve_task("uci", config)
 
 
 def test_one_shot_driver_writes_all_files_and_prints_parity(small_ckpt, tmp_path, capsys):

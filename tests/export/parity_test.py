@@ -16,7 +16,6 @@ pytest.importorskip("torch")
 from export import parity  # noqa: E402
 from export.to_torch import params_to_official  # noqa: E402
 from export.torch_model import build  # noqa: E402
-from tests.export.conftest import UCI_ZIP, need  # noqa: E402
 from tinymyo_jax.models.tinymyo import decode_variant  # noqa: E402
 
 TOL = 1e-5
@@ -27,8 +26,8 @@ HEADS = {"reconstruction": {}, "classification": {"num_outputs": 6},
 
 @pytest.fixture(scope="module")
 def uci() -> np.ndarray:
-  """Four real windows [4, 8, 1000]."""
-  return parity.uci_windows(4, zip_path=str(need(UCI_ZIP)))
+  """Four real windows [4, 8, 1000] (subject 01, from the UCI sample bundled in the repo)."""
+  return parity.uci_windows(4)
 
 
 def _batch(uci: np.ndarray, channels: int, seed: int) -> np.ndarray:

@@ -7,14 +7,14 @@ from export.gap9 import graph
 from export.gap9 import int_reference as ref
 from export.gap9 import quantize as q
 from export.gap9.model_io import load_official_classifier, pure_params
-from export.gap9.windows import SHARED_ZIP, zscore_windows
-
-FIXTURES = SHARED_ZIP.parents[2] / "reference" / "official_fixtures"
+from export.gap9.windows import zscore_windows
+from tests.conftest import FIXTURES, need_shared
 
 
 def test_functional_graph_matches_released_pytorch_logits():
-  params, config = load_official_classifier(FIXTURES / "tinymyo_classifier_seed0.safetensors")
-  io = np.load(FIXTURES / "classifier_io.npz")
+  path = need_shared(FIXTURES / "tinymyo_classifier_seed0.safetensors")
+  params, config = load_official_classifier(path)
+  io = np.load(need_shared(FIXTURES / "classifier_io.npz"))
   np.testing.assert_allclose(np.asarray(graph.forward(params, config, io["x"])), io["logits"],
                              atol=1e-5)
 
