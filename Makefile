@@ -13,6 +13,7 @@ TASK ?= uci
 CKPT ?=
 DATASET ?= uci_emg
 MANUAL_DIR ?=
+EXTRA_FLAGS ?=   # appended after the defaults: the last occurrence of a flag wins
 
 .PHONY: venv test pretrain finetune infer data export gap9 bench clean-venv
 
@@ -30,13 +31,13 @@ test: $(STAMP)
 pretrain: $(STAMP)
 	$(PY) -m data_builders.build uci_emg --manual_dir=data_builders/uci_emg/sample --data_dir=$(DATA_DIR)
 	$(PY) -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir=$(WORKDIR) \
-		--config.data.data_dir=$(abspath $(DATA_DIR)) $(PRETRAIN_FLAGS)
+		--config.data.data_dir=$(abspath $(DATA_DIR)) $(PRETRAIN_FLAGS) $(EXTRA_FLAGS)
 
 finetune: $(STAMP)
 	$(PY) -m tinymyo_jax.main --config=configs/finetune.py:$(TASK) \
 		--workdir=$(or $(FT_WORKDIR),runs/finetune_$(TASK)) \
 		--config.data.data_dir=$(abspath $(DATA_DIR)) \
-		--config.init_from=$(if $(CKPT),$(abspath $(CKPT)),auto) $(FINETUNE_FLAGS)
+		--config.init_from=$(if $(CKPT),$(abspath $(CKPT)),auto) $(FINETUNE_FLAGS) $(EXTRA_FLAGS)
 
 infer: $(STAMP)
 	@test -n "$(CKPT)" -a -n "$(INPUT)" || (echo "usage: make infer CKPT=<ckpt> INPUT=<.npy|.txt|.mat> [SR=Hz] [HOP=n]"; exit 2)
