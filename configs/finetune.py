@@ -65,9 +65,9 @@ UCI_SPLITS = {"copy": ("train", "validation", "test"),
 
 TASKS = {
     "uci": dict(task="classification", sources=(("uci_emg", "default", 1.0),), channels=8,
-                outputs=6),
+                outputs=6, named_splits=UCI_SPLITS),
     "uci_200hz": dict(task="classification", sources=(("uci_emg", "hz200", 1.0),), channels=8,
-                      outputs=6),
+                      outputs=6, named_splits=UCI_SPLITS),
     "uci_pooled": dict(task="classification", sources=(("uci_emg", "default", 1.0),),
                        channels=8, outputs=6,
                        splits=(ALL_SPLITS + "|repetition=1",
@@ -116,14 +116,14 @@ def get_config(arg: str | None = None):
     raise ValueError(f"task {name!r} takes at most one named split, got {split_names}")
   split_name = split_names[0] if split_names else ""
   if split_name:
-    if not name.startswith("uci") or "splits" in spec:
+    if "named_splits" not in spec:
       raise ValueError(f"task {name!r} takes no named split (got {split_name!r}); named splits "
                        f"exist for the subject-split UCI tasks uci and uci_200hz; the one "
                        f"modifier every task takes is 'smoke'")
-    if split_name not in UCI_SPLITS:
-      raise ValueError(f"unknown UCI split {split_name!r}; expected one of {sorted(UCI_SPLITS)} "
-                       f"(or the modifier 'smoke')")
-    spec["splits"] = UCI_SPLITS[split_name]
+    if split_name not in spec["named_splits"]:
+      raise ValueError(f"unknown UCI split {split_name!r}; expected one of "
+                       f"{sorted(spec['named_splits'])} (or the modifier 'smoke')")
+    spec["splits"] = spec["named_splits"][split_name]
   c = common.base_config()
   c.name = "_".join([name, *([split_name] if split_name else []), *(["smoke"] if smoke else [])])
   c.task = spec["task"]
