@@ -8,7 +8,7 @@
 #   uci_aug     UCI $TASK with armband-rotation + amplitude + time-shift augmentation ($AUG):
 #               from pretrain_myo and from scratch (the same budget)
 #   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
-#               pretrained fine-tuning (with $AUG) and scratch (with $AUG)
+#               pretrained full fine-tuning, linear probe, and scratch at the same budget
 #   baselines   LDA and random forest on the windows and splits of every task above
 # Every stage appends "<name> <seconds>" to $OUT/times.txt; a stage whose summary.json exists is
 # skipped (re-running never redoes finished work).
@@ -68,13 +68,14 @@ for stage in "${stages[@]}"; do
       once "$OUT/scratch_aug_$TASK" timed "scratch_aug_$TASK" finetune "$TASK" \
         "$OUT/scratch_aug_$TASK" "" time $AUG ;;
     cv)
+      # One seed per fold; the recipe of the documented split (no augmentation: rejected there).
       for k in 0 1 2 3 4; do
-        # shellcheck disable=SC2086
-        once "$OUT/cv/ft_aug_fold$k" timed "cv_ft_aug_fold$k" finetune "uci_200hz,fold$k" \
-          "$OUT/cv/ft_aug_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1 $AUG
-        # shellcheck disable=SC2086
-        once "$OUT/cv/scratch_aug_fold$k" timed "cv_scratch_aug_fold$k" finetune \
-          "uci_200hz,fold$k" "$OUT/cv/scratch_aug_fold$k" "" time --config.finetune.seeds=1 $AUG
+        once "$OUT/cv/ft_fold$k" timed "cv_ft_fold$k" finetune "uci_200hz,fold$k" \
+          "$OUT/cv/ft_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1
+        once "$OUT/cv/lp_fold$k" timed "cv_lp_fold$k" probe "uci_200hz,fold$k" \
+          "$OUT/cv/lp_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1
+        once "$OUT/cv/scratch_fold$k" timed "cv_scratch_fold$k" finetune "uci_200hz,fold$k" \
+          "$OUT/cv/scratch_fold$k" "" time --config.finetune.seeds=1
       done ;;
     baselines)
       for task in uci_200hz uci_200hz_pooled uci_200hz,fold0 uci_200hz,fold1 uci_200hz,fold2 \
