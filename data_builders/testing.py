@@ -6,6 +6,7 @@ through the project's own `build` command code and splits are read back with `as
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,25 @@ from data_builders import build as build_lib
 from data_builders import emg_common, registry
 
 SPLITS = ("train", "validation", "test")
+# The real corpora beside the repository (absent in a clone from a public host).
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def need_shared(path: str | Path) -> Path:
+  """`path` (real data under ../shared); skips the test naming the missing folder when absent.
+
+  With TINYMYO_REQUIRE_SHARED set (CI keeps ../shared) a missing path fails the test instead.
+  """
+  path = Path(path)
+  if not path.exists():
+    missing = path
+    while not missing.parent.exists():
+      missing = missing.parent
+    reason = f"needs {path}, but {missing} does not exist (real data outside the repository)"
+    if os.environ.get("TINYMYO_REQUIRE_SHARED", "") not in ("", "0"):
+      pytest.fail(f"TINYMYO_REQUIRE_SHARED is set: {reason}")
+    pytest.skip(reason)
+  return path
 Records = dict[str, list[dict[str, Any]]]
 
 

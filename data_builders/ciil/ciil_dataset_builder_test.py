@@ -19,7 +19,7 @@ from data_builders.ciil import ciil_dataset_builder as ciil
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 DUMMY_ROOT = DUMMY_DIR / ciil.ROOT
-SHARED_CIIL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ciil"
+SHARED_CIIL = testing.SHARED_DATA / "ciil"
 REAL_ARCHIVE = SHARED_CIIL / ciil.ARCHIVE_NAMES[0]
 CONFIGS = ("electrode_shift", "minimal_training", "all")
 ALL_SPLITS = ("train", "validation")
@@ -386,8 +386,7 @@ REAL_SUBSET = ("ElectrodeShift/subject9/", "ElectrodeShift/subject11/",
 
 
 def _require_real() -> None:
-  if not REAL_ARCHIVE.exists():
-    pytest.skip(f"real CIILData archive not found at {SHARED_CIIL}")
+  testing.need_shared(REAL_ARCHIVE)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from data_builders.myo_readings import myo_readings_dataset_builder as myo
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 DUMMY_ROOT = DUMMY_DIR / myo.ROOT
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "myo_readings"
+SHARED = testing.SHARED_DATA / "myo_readings"
 SPLITS = testing.SPLITS
 ALL_SPLITS = ("train", "validation")
 LINE_RE = re.compile(r"-?\d+(?:, ?-?\d+){8}")
@@ -425,8 +425,7 @@ REAL_SESSIONS = ("_readings_right_hand/19999-2", "_readings_right_hand/64917-1",
 def real_subset(tmp_path_factory):
   """Extracts REAL_SESSIONS from the real archive (one pass) and lists every file name seen."""
   archive = SHARED / myo.ARCHIVE_NAME
-  if not archive.exists():
-    pytest.skip(f"real myo-readings archive not found at {archive}")
+  testing.need_shared(archive)
   manual = tmp_path_factory.mktemp("real_manual")
   names = []
 

@@ -19,7 +19,7 @@ from data_builders.myoarmband import myoarmband_dataset_builder as myo
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 DUMMY_ROOT = DUMMY_DIR / myo.ROOT
-SHARED_MYO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "myoarmband"
+SHARED_MYO = testing.SHARED_DATA / "myoarmband"
 REAL_ARCHIVE = SHARED_MYO / myo.ARCHIVE_NAMES[0]
 SPLITS = testing.SPLITS
 ALL_SPLITS = ("train", "validation")
@@ -337,8 +337,7 @@ def test_missing_or_empty_manual_dir(tmp_path):
 # ----------------------------------------------------------------------------- real data
 def _real_sizes() -> dict[str, int]:
   """Sample count of every real .dat file, read from the archive's member headers alone."""
-  if not REAL_ARCHIVE.exists():
-    pytest.skip(f"real Myo Armband archive not found at {SHARED_MYO}")
+  testing.need_shared(REAL_ARCHIVE)
   with tarfile.open(REAL_ARCHIVE, "r:xz") as tar:
     return {m.name: m.size // 16 for m in tar.getmembers() if m.name.endswith(".dat")}
 
@@ -352,8 +351,7 @@ REAL_SUBSET = ("Female0", "Female8", "Male1", "Male7")
 
 @pytest.fixture(scope="module")
 def real_cycle(tmp_path_factory) -> testing.Records:
-  if not REAL_ARCHIVE.exists():
-    pytest.skip(f"real Myo Armband archive not found at {SHARED_MYO}")
+  testing.need_shared(REAL_ARCHIVE)
   manual = tmp_path_factory.mktemp("real_subset")
   wanted = tuple(f"{myo.ROOT}/{PRE}/{person}/" for person in REAL_SUBSET)
   with tarfile.open(REAL_ARCHIVE, "r:xz") as tar:
@@ -367,8 +365,7 @@ def real_cycle(tmp_path_factory) -> testing.Records:
 
 @pytest.fixture(scope="module")
 def real_recordings() -> list[myo.Recording]:
-  if not REAL_ARCHIVE.exists():
-    pytest.skip(f"real Myo Armband archive not found at {SHARED_MYO}")
+  testing.need_shared(REAL_ARCHIVE)
   return myo.find_recordings(SHARED_MYO)
 
 
@@ -447,7 +444,6 @@ def test_real_all_split_by_person(real_recordings):
 
 
 def test_real_protocol_needs_the_evaluation_group(tmp_path):
-  if not REAL_ARCHIVE.exists():
-    pytest.skip(f"real Myo Armband archive not found at {SHARED_MYO}")
+  testing.need_shared(REAL_ARCHIVE)
   with pytest.raises(emg_common.CorpusError, match="needs the publisher's EvaluationDataset"):
     build_lib.build("myoarmband", manual_dir=SHARED_MYO, data_dir=tmp_path, config="protocol")

@@ -20,7 +20,7 @@ from data_builders.myodisco import myodisco_dataset_builder as md
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 DUMMY_ROOT = DUMMY_DIR / md.ROOT
-SHARED_MYODISCO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "myodisco"
+SHARED_MYODISCO = testing.SHARED_DATA / "myodisco"
 REAL_ARCHIVE = SHARED_MYODISCO / md.ARCHIVE_NAMES[0]
 SPLITS = testing.SPLITS
 NAME_RE = re.compile(r"S(\d+)/(day1|day2|positions/(\d))/R_(\d+)_C_(\d+)_EMG\.csv")
@@ -335,8 +335,7 @@ SUBSET = ("S1/", "S4/", "S10/")
 @pytest.fixture(scope="module")
 def real_copy(tmp_path_factory):
   """({path below MyoDisCo/: row count} of every real CSV, unpacked subset folder)."""
-  if not REAL_ARCHIVE.exists():
-    pytest.skip(f"real MyoDisCo archive not found at {REAL_ARCHIVE}")
+  testing.need_shared(REAL_ARCHIVE)
   subset = tmp_path_factory.mktemp("real_subset")
   rows = {}
   with tarfile.open(REAL_ARCHIVE, "r:xz") as tar:

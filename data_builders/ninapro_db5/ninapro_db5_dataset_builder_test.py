@@ -13,7 +13,7 @@ from data_builders import ninapro, testing
 
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
-REAL_DB5 = HERE.parents[1].parent / "shared" / "data" / "ninapro_samples" / "db5"
+REAL_DB5 = testing.SHARED_DATA / "ninapro_samples" / "db5"
 SPLITS = testing.SPLITS
 
 
@@ -42,8 +42,7 @@ def test_dummy_by_subject_is_disjoint(tmp_path):
 
 
 def test_real_db5_counts_match_runs(tmp_path):
-  if not REAL_DB5.is_dir():
-    pytest.skip(f"real DB5 files not found at {REAL_DB5}")
+  testing.need_shared(REAL_DB5)
   _, records = testing.build_and_read("ninapro_db5", REAL_DB5, tmp_path)
   total = 0
   for path in sorted(REAL_DB5.glob("*.mat")):

@@ -16,7 +16,7 @@ from data_builders.uci_emg import uci_emg_dataset_builder as uci
 HERE = Path(__file__).resolve().parent
 DUMMY_DIR = HERE / "dummy_data"
 SAMPLE_DIR = HERE / "sample"
-SHARED_UCI = HERE.parents[1].parent / "shared" / "data" / "uci_emg"
+SHARED_UCI = testing.SHARED_DATA / "uci_emg"
 SPLITS = testing.SPLITS
 # Per cycle of the dummy protocol: gestures of 1100 ms give 1 window, of 1400 ms give 2.
 DUMMY_WINDOWS_PER_CYCLE = {0: 1, 1: 2, 2: 1, 3: 2, 4: 1, 5: 1}
@@ -134,8 +134,7 @@ def test_bundled_sample_layout():
 # ----------------------------------------------------------------------------- real data
 @pytest.fixture(scope="module")
 def real_build(tmp_path_factory):
-  if not (SHARED_UCI / uci.ZIP_NAMES[0]).exists():
-    pytest.skip(f"real UCI copy not found at {SHARED_UCI}")
+  testing.need_shared(SHARED_UCI / uci.ZIP_NAMES[0])
   return testing.build_and_read("uci_emg", SHARED_UCI, tmp_path_factory.mktemp("tfds_real"))[1]
 
 
