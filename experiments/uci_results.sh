@@ -25,6 +25,11 @@ PROBE_LR=${PROBE_LR:-5e-4}           # peak LR of the linear probe (the head alo
 SPLIT=${SPLIT:-}                     # a named subject split (configs/finetune.py UCI_SPLITS):
                                      # "" = the builder's, paper (36-subject copy), fold0..fold4
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
+# The pretraining windows come from the training subjects of that split (never its validation or
+# test subjects): the split expression of configs/finetune.py's UCI_SPLITS.
+read -r TRAIN_SPLIT EVAL_SPLIT < <($PY -c "from configs import finetune
+print(*finetune.UCI_SPLITS['${SPLIT:-copy}'][:2])")
+POOLED_EVAL="train+validation+test|repetition=2,session=1"  # uci_200hz_pooled's validation
 DB5_MANUAL=${DB5_MANUAL:-../shared/data/ninapro_samples/db5}
 SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
 # DB5 by_subject puts both shared subjects (1, 5) in "train"; each 16-channel window gives two
@@ -37,6 +42,7 @@ source experiments/lib.sh   # timed, finetune, probe
 pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources flag]
   $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
     --config.data.data_dir="$DATA" "${4:-$SRC}" --config.data.train_split="$3" \
+    --config.data.eval_split="$EVAL_SPLIT" \
     --config.model.rope_mode="$2" --config.total_steps="$PRE_STEPS" --config.batch_size=32 \
     --config.data.normalization=standardize \
     --config.optimizer.peak_lr=5e-4 --config.optimizer.warmup_steps=30 --config.log_every=10 \
@@ -59,13 +65,13 @@ for stage in "${stages[@]}"; do
         timed "build_$config" $PY -m data_builders.build uci_emg --manual_dir="$MANUAL" \
           --data_dir="$DATA" --config="$config"
       done ;;
-    pretrain) timed pretrain_subject pretrain "$OUT/pretrain_time" time train ;;
+    pretrain) timed pretrain_subject pretrain "$OUT/pretrain_time" time "$TRAIN_SPLIT" ;;
     subject)
       timed ft_subject_pretrained finetune "$TASK" "$OUT/ft_subject_pretrained" \
         "$OUT/pretrain_time/checkpoints" time
       timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pooled)
-      timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
+      EVAL_SPLIT="$POOLED_EVAL" timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
         "train+validation+test|repetition=1"
       timed ft_pooled_pretrained finetune uci_200hz_pooled "$OUT/ft_pooled_pretrained" \
         "$OUT/pretrain_pooled/checkpoints" time
@@ -76,7 +82,7 @@ for stage in "${stages[@]}"; do
       done ;;
     ablation_pretrained)
       for mode in released flat; do
-        timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
+        timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" "$TRAIN_SPLIT"
         timed "ft_subject_pretrained_$mode" finetune "$TASK" \
           "$OUT/ft_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
@@ -93,18 +99,18 @@ for stage in "${stages[@]}"; do
     subject_scratch)
       timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pretrain_pooled)
-      timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
+      EVAL_SPLIT="$POOLED_EVAL" timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
         "train+validation+test|repetition=1" ;;
     db5)
       timed build_db5 $PY -m data_builders.build ninapro_db5 --manual_dir="$DB5_MANUAL" \
         --data_dir="$DATA" --config=by_subject
-      timed pretrain_subject_db5 pretrain "$OUT/pretrain_time_db5" time train "$SRC_DB5"
+      timed pretrain_subject_db5 pretrain "$OUT/pretrain_time_db5" time "$TRAIN_SPLIT" "$SRC_DB5"
       timed lp_subject_pretrained_db5 probe "$TASK" "$OUT/lp_subject_pretrained_db5" \
         "$OUT/pretrain_time_db5/checkpoints" time ;;
     ablation_probe)  # pretrains each mode unless `ablation_pretrained` already did
       for mode in released flat; do
         [ -f "$OUT/pretrain_$mode/summary.json" ] ||
-          timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" train
+          timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" "$TRAIN_SPLIT"
         timed "lp_subject_pretrained_$mode" probe "$TASK" "$OUT/lp_subject_pretrained_$mode" \
           "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
