@@ -100,6 +100,10 @@ def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
     if len(spec) != 3 or not all(isinstance(v, str) and v for v in spec):
       raise ValueError(f"config.data.eval_sources entries are (name, builder_config, split); "
                        f"got {spec}")
+  augment = c.data.get("augment") or {}
+  if c.task.startswith("speech") and any(augment.get(k) for k in ("rotate", "scale", "jitter")):
+    raise ValueError(f"config.data.augment applies to window tasks; the speech pipeline of task "
+                     f"{c.task!r} has none, got {dict(augment)}")
   if not 0.0 <= c.pretrain.mask_ratio < 1.0:
     raise ValueError(f"config.pretrain.mask_ratio must be in [0, 1), got {c.pretrain.mask_ratio}")
   if c.optimizer.warmup_steps < 0:

@@ -118,6 +118,17 @@ def test_validate_rejects_bad_eval_sources():
     common.validate(config)
 
 
+def test_validate_rejects_augmentation_for_speech_tasks():
+  config = finetune.get_config("gaddy_recognition")
+  common.validate(config)
+  config.data.augment.rotate = 1
+  with pytest.raises(ValueError, match="augment applies to window tasks.*'speech_recognition'"):
+    common.validate(config)
+  window_task = finetune.get_config("uci_200hz")
+  window_task.data.augment.rotate = 1
+  common.validate(window_task)
+
+
 def ip_values(expr: str) -> set[int]:
   from tinymyo_jax import input_pipeline
   return set(input_pipeline.parse_split(expr)[1]["subject"])
