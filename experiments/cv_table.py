@@ -1,0 +1,108 @@
+"""The grouped cross-validation table of RESULTS.md from finished runs.
+
+Reads `<runs>/<row>_fold<k>/summary.json` (network runs, `experiments/cross_corpus.sh cv`) and
+`<baselines>/uci_200hz_fold<k>.json` (`experiments/classical_baselines.py`), and prints two
+markdown tables: test accuracy per fold with the mean +/- std over folds (each fold's test
+subjects once; sample std), and every subject's accuracy with the number of subjects where each network row
+beats the random forest. A missing run is shown as "-" and left out of the means.
+
+  python experiments/cv_table.py --runs runs/cross_corpus/cv --baselines runs/cross_corpus/baselines
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
+                "lp": "cross-corpus pretrained, linear probe",
+                "scratch": "scratch (same budget)"}
+BASELINE_ROWS = {"lda": "LDA (time-domain features)",
+                 "random_forest": "random forest (time-domain features)"}
+
+
+def network_scores(path: Path) -> tuple[float, dict[str, float]] | None:
+  """(test accuracy, {subject: accuracy}) of a fine-tuning summary.json (seed mean), or None."""
+  if not path.exists():
+    return None
+  test = json.loads(path.read_text())["test"]
+  by_subject = {s: v["mean"] if isinstance(v, dict) else v
+                for s, v in test["accuracy_by_subject"].items()}
+  acc = test["accuracy"]
+  return (acc["mean"] if isinstance(acc, dict) else acc), by_subject
+
+
+def baseline_scores(path: Path, model: str) -> tuple[float, dict[str, float]] | None:
+  """(test accuracy, {subject: accuracy}) of one model in a classical_baselines.py output."""
+  if not path.exists():
+    return None
+  test = json.loads(path.read_text())["models"][model]["test"]
+  return test["accuracy"], dict(test["accuracy_by_subject"])
+
+
+def collect(runs: Path, baselines: Path, folds: int) -> dict[str, list]:
+  """{row: [scores of fold 0..folds-1 or None]} for every network and baseline row."""
+  rows = {row: [network_scores(runs / f"{row}_fold{k}" / "summary.json") for k in range(folds)]
+          for row in NETWORK_ROWS}
+  for model in BASELINE_ROWS:
+    rows[model] = [baseline_scores(baselines / f"uci_200hz_fold{k}.json", model)
+                   for k in range(folds)]
+  return rows
+
+
+def pct(x: float | None) -> str:
+  return "-" if x is None else f"{100 * x:.2f}"
+
+
+def fold_table(rows: dict[str, list], folds: int) -> list[str]:
+  names = {**NETWORK_ROWS, **BASELINE_ROWS}
+  lines = ["| row | " + " | ".join(f"fold {k}" for k in range(folds)) + " | mean +/- std |",
+           "|---" * (folds + 2) + "|"]
+  for row, scores in rows.items():
+    accs = [s[0] for s in scores if s is not None]
+    std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0  # sample std over folds
+    mean = (f"{100 * np.mean(accs):.2f} +/- {100 * std:.2f}"
+            + ("" if len(accs) == folds else f" ({len(accs)} folds)")) if accs else "-"
+    lines.append(f"| {names[row]} | " + " | ".join(pct(s and s[0]) for s in scores)
+                 + f" | {mean} |")
+  return lines
+
+
+def subject_table(rows: dict[str, list]) -> list[str]:
+  by_row = {row: {s: a for scores in rows[row] if scores for s, a in scores[1].items()}
+            for row in rows}
+  subjects = sorted({s for accs in by_row.values() for s in accs}, key=int)
+  lines = ["| subject | " + " | ".join(rows) + " |", "|---" * (len(rows) + 1) + "|"]
+  for s in subjects:
+    lines.append(f"| {s} | " + " | ".join(pct(by_row[r].get(s)) for r in rows) + " |")
+  rf = by_row["random_forest"]
+  for row in NETWORK_ROWS:
+    shared = [s for s in by_row[row] if s in rf]
+    if shared:
+      wins = sum(by_row[row][s] > rf[s] for s in shared)
+      lines.append(f"\n{row}: above the random forest on {wins} of {len(shared)} subjects")
+  return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--runs", type=Path, required=True, help="folder of <row>_fold<k> runs")
+  parser.add_argument("--baselines", type=Path, required=True,
+                      help="folder of uci_200hz_fold<k>.json baseline files")
+  parser.add_argument("--folds", type=int, default=5)
+  args = parser.parse_args(argv)
+  for folder in (args.runs, args.baselines):
+    if not folder.is_dir():
+      parser.error(f"no such folder: {folder}")
+  rows = collect(args.runs, args.baselines, args.folds)
+  print("\n".join(fold_table(rows, args.folds) + [""] + subject_table(rows)))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,47 @@
+"""The cross-validation table: per-fold accuracies, fold means and subject wins from run files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import cv_table
+
+
+def write_network(path, acc, by_subject):
+  path.mkdir(parents=True)
+  (path / "summary.json").write_text(json.dumps({"test": {
+      "accuracy": {"mean": acc, "std": 0.0},
+      "accuracy_by_subject": {s: {"mean": a, "std": 0.0} for s, a in by_subject.items()}}}))
+
+
+def write_baseline(path, lda, rf):
+  path.write_text(json.dumps({"models": {
+      m: {"test": {"accuracy": sum(v.values()) / len(v), "accuracy_by_subject": v}}
+      for m, v in (("lda", lda), ("random_forest", rf))}}))
+
+
+def test_table_means_over_folds_and_counts_subject_wins(tmp_path, capsys):
+  runs, base = tmp_path / "cv", tmp_path / "baselines"
+  base.mkdir()
+  subjects = ({"1": 0.5, "2": 0.7}, {"3": 0.9, "4": 0.3})  # two folds, two test subjects each
+  for k, by_subject in enumerate(subjects):
+    write_network(runs / f"ft_fold{k}", sum(by_subject.values()) / 2, by_subject)
+    write_baseline(base / f"uci_200hz_fold{k}.json", {s: 0.5 for s in by_subject},
+                   {s: 0.6 for s in by_subject})
+  write_network(runs / "scratch_fold0", 0.4, {"1": 0.4, "2": 0.4})  # fold 1 not run yet
+  assert cv_table.main(["--runs", str(runs), "--baselines", str(base), "--folds", "2"]) == 0
+  out = capsys.readouterr().out
+  rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
+  assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 60.00 | 60.00 | 60.00 +/- 0.00 |")
+  assert "| 40.00 | - | 40.00 +/- 0.00 (1 folds) |" in rows[cv_table.NETWORK_ROWS["scratch"]]
+  assert rows[cv_table.NETWORK_ROWS["lp"]].endswith("| - | - | - |")
+  assert rows["4"] == "| 4 | 30.00 | - | - | 50.00 | 60.00 |"
+  assert "ft: above the random forest on 2 of 4 subjects" in out
+  assert "scratch: above the random forest on 0 of 2 subjects" in out
+
+
+def test_missing_folder_is_refused(tmp_path):
+  with pytest.raises(SystemExit):
+    cv_table.main(["--runs", str(tmp_path / "absent"), "--baselines", str(tmp_path)])
