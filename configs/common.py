@@ -65,6 +65,19 @@ def base_config() -> ml_collections.ConfigDict:
 DERIVED_FIELDS = ("total_steps", "eval_every", "checkpoint_every")
 
 
+def smoke_schedule(c: ml_collections.ConfigDict, batch_size: int) -> None:
+  """The `test` model for 6 steps, evaluating and checkpointing every 3, without a progress bar."""
+  c.model.variant = "test"
+  c.batch_size = batch_size
+  c.total_steps = 6
+  c.optimizer.warmup_steps = 2
+  c.log_every = 1
+  c.eval_every = 3
+  c.checkpoint_every = 3
+  c.eval_batches = 2
+  c.progress_bar = False
+
+
 def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
   """Raises ValueError naming the first field whose value cannot work.
 

@@ -171,15 +171,7 @@ def get_config(arg: str | None = None):
 def apply_smoke(c) -> None:
   """A few steps of the 2-layer `test` model from scratch, with the task's own head, loss, data
   and test evaluation: a check that the task runs end to end in seconds (e.g. on dummy data)."""
-  c.model.variant = "test"
+  common.smoke_schedule(c, batch_size=2 if c.task.startswith("speech_") else 4)
   c.init_from = ""  # a pretrained `tiny` checkpoint would not fit the `test` model
-  c.batch_size = 2 if c.task.startswith("speech_") else 4
-  c.total_steps = 6
-  c.optimizer.warmup_steps = 2
-  c.log_every = 1
-  c.eval_every = 3
-  c.checkpoint_every = 3
-  c.eval_batches = 2
-  c.progress_bar = False
   c.finetune.seeds = 1
   c.finetune.beam_width = 2

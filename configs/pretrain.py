@@ -47,15 +47,7 @@ def _small(c):
 
 def _smoke(c):
   c.data.sources = (("synthetic", "8x200:128", 1.0),)  # no corpus build needed
-  c.model.variant = "test"
-  c.batch_size = 8
-  c.total_steps = 6
-  c.optimizer.warmup_steps = 2
-  c.log_every = 1
-  c.eval_every = 3
-  c.eval_batches = 2
-  c.checkpoint_every = 3
-  c.progress_bar = False
+  common.smoke_schedule(c, batch_size=8)
 
 
 # Hours of EMG per corpus (SOURCE.md): 0.85, 13.5, 4.7, 1.9; weights ~ sqrt(hours), so the largest

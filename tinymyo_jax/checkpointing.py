@@ -143,11 +143,8 @@ def save_params(directory: str, params, model_config: ModelConfig | SpeechConfig
   return os.path.join(os.path.abspath(directory), str(step))
 
 
-def load_params(directory: str, step: int | None = None):
-  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step).
-
-  Raises CheckpointError when the directory has no finished step or it cannot be read.
-  """
+def _restore(directory: str, step: int | None, **items) -> dict[str, Any]:
+  """Restores `items` (name -> orbax restore args) of a directory's latest (or given) step."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"checkpoint directory {directory!r} does not exist")
   manager = _manager(directory)
@@ -156,27 +153,24 @@ def load_params(directory: str, step: int | None = None):
     if step is None:
       raise CheckpointError(f"checkpoint directory {directory!r} has no finished step")
     try:
-      out = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
-                                                          meta=ocp.args.JsonRestore()))
+      return manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # noqa: BLE001
       path = os.path.join(os.path.abspath(directory), str(step))
       raise CheckpointError(f"cannot read checkpoint {unreadable_step(step, path, e)}") from e
   finally:
     manager.close()
+
+
+def load_params(directory: str, step: int | None = None):
+  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step).
+
+  Raises CheckpointError when the directory has no finished step or it cannot be read.
+  """
+  out = _restore(directory, step, params=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
   params = jax.tree.map(lambda x: x, out["params"])
   return params, model_config_from_json(out["meta"]["model"]), dict(out["meta"])
 
 
 def load_meta(directory: str, step: int | None = None) -> dict[str, Any]:
   """Reads only the JSON meta of a checkpoint directory's latest (or given) finished step."""
-  if not os.path.isdir(directory):
-    raise CheckpointError(f"checkpoint directory {directory!r} does not exist")
-  manager = _manager(directory)
-  try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise CheckpointError(f"checkpoint directory {directory!r} has no finished step")
-    out = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-  finally:
-    manager.close()
-  return dict(out["meta"])
+  return dict(_restore(directory, step, meta=ocp.args.JsonRestore())["meta"])
