@@ -26,22 +26,22 @@ FIXTURES = ROOT.parent / "shared" / "reference" / "official_fixtures"
 UCI_ZIP = ROOT.parent / "shared" / "data" / "uci_emg" / "EMG_data_for_gestures.zip"  # 20 subjects
 
 
-def load(name: str, dtype: str):
+def load(fixtures: Path, name: str, dtype: str):
   """Flax model with the weights of a released-code fixture, in the given compute dtype."""
   from export.import_torch import convert_state_dict, read_safetensors
   from tinymyo_jax.models.tinymyo import create_model
 
-  state, metadata = read_safetensors(str(FIXTURES / name))
+  state, metadata = read_safetensors(str(fixtures / name))
   params, config, _ = convert_state_dict(state, metadata=metadata)
   return create_model(dataclasses.replace(config, dtype=dtype), params=params)
 
 
-def windows(count: int) -> np.ndarray:
+def windows(count: int, zip_path: Path) -> np.ndarray:
   """`count` windows spread over the first recordings of the UCI zip (one per 3 s)."""
   from export.parity import uci_windows
   per, parts, member = 8, [], 0
   while sum(len(p) for p in parts) < count:
-    parts.append(uci_windows(per, member_index=member, start_row=2000, zip_path=str(UCI_ZIP)))
+    parts.append(uci_windows(per, member_index=member, start_row=2000, zip_path=str(zip_path)))
     member += 1
   return np.concatenate(parts)[:count]
 
@@ -50,13 +50,18 @@ def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--windows", type=int, default=48)
+  p.add_argument("--fixtures", type=Path, default=FIXTURES, help="released-code fixtures folder")
+  p.add_argument("--uci_zip", type=Path, default=UCI_ZIP, help="the 20-subject UCI-EMG zip")
   args = p.parse_args()
+  for flag, path in (("--fixtures", args.fixtures), ("--uci_zip", args.uci_zip)):
+    if not path.exists():
+      p.error(f"{flag} {path} does not exist")
   import jax.numpy as jnp
 
-  x = jnp.asarray(windows(args.windows))
+  x = jnp.asarray(windows(args.windows, args.uci_zip))
   for name in ("tinymyo_classifier_seed0.safetensors", "tinymyo_pretrain_seed0.safetensors"):
-    ref = np.asarray(load(name, "float32")(x), np.float64)
-    low = np.asarray(load(name, "bfloat16")(x), np.float64)
+    ref = np.asarray(load(args.fixtures, name, "float32")(x), np.float64)
+    low = np.asarray(load(args.fixtures, name, "bfloat16")(x), np.float64)
     axes = tuple(range(1, ref.ndim))
     rel = np.sqrt(((low - ref) ** 2).sum(axes) / (ref ** 2).sum(axes))
     line = (f"{name}: {len(x)} UCI windows 8x1000, worst relative error {rel.max():.2e} "

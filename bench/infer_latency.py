@@ -28,8 +28,9 @@ from data_builders.uci_emg import uci_emg_dataset_builder as uci  # noqa: E402
 from tinymyo_jax import checkpointing, infer  # noqa: E402
 from tinymyo_jax.models.tinymyo import create_model, decode_variant  # noqa: E402
 
-ZIP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "uci_emg",
-                   "EMG_data_for_gestures.zip")
+# The bundled sample holds the recording timed here (the same file as in the full corpus).
+ZIP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_builders",
+                   "uci_emg", "sample", "EMG_data_for_gestures.zip")
 
 
 def main():
@@ -41,6 +42,8 @@ def main():
   p.add_argument("--member",
                  default="EMG_data_for_gestures-master/01/1_raw_data_13-12_22.03.16.txt")
   args = p.parse_args()
+  if not os.path.isfile(args.zip):
+    p.error(f"--zip {args.zip} does not exist (the UCI-EMG distribution zip)")
   with tempfile.TemporaryDirectory() as tmp:
     cfg = decode_variant(args.variant, head="classification", num_channels=8, num_outputs=6,
                          rope_mode="released")

@@ -181,6 +181,9 @@ def main() -> None:
   parser.add_argument("--train_step", action="store_true",
                       help="also time the pretraining step (bench/train_step.py)")
   args = parser.parse_args()
+  if not Path(args.uci_dir).is_dir():
+    parser.error(f"--uci_dir {args.uci_dir} does not exist (a folder with the UCI-EMG zip, "
+                 "e.g. data_builders/uci_emg/sample)")
   work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_input_"))
   print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()}")
   try:
