@@ -143,8 +143,19 @@ def save_params(directory: str, params, model_config: ModelConfig | SpeechConfig
   return os.path.join(os.path.abspath(directory), str(step))
 
 
+def local_target(step_dir: str):
+  """Abstract params of a checkpoint step placed on this process's first device, whatever the
+  devices and processes that wrote it (e.g. a 2-process run read by one process)."""
+  from etils import epath
+  meta = ocp.StandardCheckpointHandler().metadata(epath.Path(step_dir) / "params")
+  tree = getattr(meta, "tree", meta)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+
+
 def load_params(directory: str, step: int | None = None):
-  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step).
+  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step), on
+  this process's first device.
 
   Raises CheckpointError when the directory has no finished step or it cannot be read.
   """
@@ -156,8 +167,9 @@ def load_params(directory: str, step: int | None = None):
     if step is None:
       raise CheckpointError(f"checkpoint directory {directory!r} has no finished step")
     try:
-      out = manager.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(),
-                                                          meta=ocp.args.JsonRestore()))
+      target = local_target(os.path.join(os.path.abspath(directory), str(step)))
+      out = manager.restore(step, args=ocp.args.Composite(
+          params=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     except Exception as e:  # noqa: BLE001
       path = os.path.join(os.path.abspath(directory), str(step))
       raise CheckpointError(f"cannot read checkpoint {unreadable_step(step, path, e)}") from e

@@ -8,6 +8,7 @@ README "Multi-process".
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -64,6 +65,7 @@ def check_same_config(config) -> None:
 
 
 COMPILE_BARRIER_TIMEOUT_S = 900
+_barrier_ids = itertools.count()  # barrier names must be unique; every process counts alike
 
 
 def sync_after_compile(fn, name: str):
@@ -82,7 +84,7 @@ def sync_after_compile(fn, name: str):
     if compiled is None:
       import orbax.checkpoint as ocp
       compiled = fn.lower(*args).compile()
-      ocp.multihost.sync_global_processes(f"tinymyo_compiled_{name}",
+      ocp.multihost.sync_global_processes(f"tinymyo_compiled_{name}_{next(_barrier_ids)}",
                                           timeout=COMPILE_BARRIER_TIMEOUT_S)
     return compiled(*args)
 
