@@ -143,8 +143,19 @@ def save_params(directory: str, params, model_config: ModelConfig | SpeechConfig
   return os.path.join(os.path.abspath(directory), str(step))
 
 
-def _restore(directory: str, step: int | None, **items) -> dict[str, Any]:
-  """Restores `items` (name -> orbax restore args) of a directory's latest (or given) step."""
+def local_target(step_dir: str):
+  """Abstract params of a checkpoint step placed on this process's first device, whatever the
+  devices and processes that wrote it (e.g. a 2-process run read by one process)."""
+  from etils import epath
+  meta = ocp.StandardCheckpointHandler().metadata(epath.Path(step_dir) / "params")
+  tree = getattr(meta, "tree", meta)
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree)
+
+
+def _restore(directory: str, step: int | None, *, params: bool) -> dict[str, Any]:
+  """The meta (and with `params`, the params on this process's first device) of a directory's
+  latest (or given) finished step."""
   if not os.path.isdir(directory):
     raise CheckpointError(f"checkpoint directory {directory!r} does not exist")
   manager = _manager(directory)
@@ -152,25 +163,29 @@ def _restore(directory: str, step: int | None, **items) -> dict[str, Any]:
     step = manager.latest_step() if step is None else step
     if step is None:
       raise CheckpointError(f"checkpoint directory {directory!r} has no finished step")
+    path = os.path.join(os.path.abspath(directory), str(step))
     try:
+      items = {"meta": ocp.args.JsonRestore()}
+      if params:
+        items["params"] = ocp.args.StandardRestore(local_target(path))
       return manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # noqa: BLE001
-      path = os.path.join(os.path.abspath(directory), str(step))
       raise CheckpointError(f"cannot read checkpoint {unreadable_step(step, path, e)}") from e
   finally:
     manager.close()
 
 
 def load_params(directory: str, step: int | None = None):
-  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step).
+  """Reads (params, ModelConfig, meta) from a checkpoint directory (latest finished step), on
+  this process's first device.
 
   Raises CheckpointError when the directory has no finished step or it cannot be read.
   """
-  out = _restore(directory, step, params=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+  out = _restore(directory, step, params=True)
   params = jax.tree.map(lambda x: x, out["params"])
   return params, model_config_from_json(out["meta"]["model"]), dict(out["meta"])
 
 
 def load_meta(directory: str, step: int | None = None) -> dict[str, Any]:
   """Reads only the JSON meta of a checkpoint directory's latest (or given) finished step."""
-  return dict(_restore(directory, step, meta=ocp.args.JsonRestore())["meta"])
+  return dict(_restore(directory, step, params=False)["meta"])

@@ -1,7 +1,7 @@
 """grain input pipelines over built TFDS corpora: shuffle, normalize, pad channels, mix, batch.
 
 Every pipeline is deterministic given its seed, checkpointable (the iterator's state is saved with
-the train state) and sharded per JAX process (each process reads its own slice of the records).
+the train state) and sharded per JAX process (each process reads its rows of every global batch).
 """
 
 from __future__ import annotations
@@ -292,19 +292,54 @@ def process_slice(ds: grain.MapDataset) -> grain.MapDataset:
   return ds[jax.process_index()::jax.process_count()]
 
 
+class GlobalBatchRows(grain.MapDataset):
+  """One process's rows of every global batch: elements [g*G + start, g*G + start + b) for
+  g = 0, 1, ... (G = global batch, b = rows per process); a last partial global batch is dropped.
+
+  Several processes then read disjoint records of the same global stream, and their local batches
+  together are exactly the batch one process would draw (same shuffle, mixture and augmentation
+  draws per element), so N processes train like one.
+  """
+
+  _MUTATES_ELEMENT_SPEC = False
+
+  def __init__(self, parent: grain.MapDataset, global_batch: int, start: int, rows: int):
+    super().__init__(parent)
+    self.global_batch, self.start, self.rows = global_batch, start, rows
+
+  def __len__(self) -> int:
+    return len(self._parent) // self.global_batch * self.rows
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    g, r = divmod(index, self.rows)
+    return self._parent[g * self.global_batch + self.start + r]
+
+  def __str__(self):
+    return f"GlobalBatchRows(global_batch={self.global_batch}, start={self.start})"
+
+
 def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_size: int,
                  seed: int, train: bool, normalization: str = "minmax",
                  num_channels: int | None = None, keep: Sequence[str] = (),
                  records=None, stats: Sequence[dict] | None = None,
-                 augmentation: Augmentation | None = None) -> grain.IterDataset:
+                 augmentation: Augmentation | None = None,
+                 process: tuple[int, int] | None = None) -> grain.IterDataset:
   """Batched pipeline over one corpus or a weighted mixture of several.
 
   train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, the
-  last batch may be short. `batch_size` is per process. `records` may supply already-loaded
-  random-access sources (one per entry of `sources`), e.g. in tests. `stats` (one dict per
-  source, from `channel_stats` on its training split) is needed by 'standardize'.
-  `augmentation` applies to training pipelines only.
+  last batch may be short. `records` may supply already-loaded random-access sources (one per
+  entry of `sources`), e.g. in tests. `stats` (one dict per source, from `channel_stats` on its
+  training split) is needed by 'standardize'. `augmentation` applies to training pipelines only.
+
+  `batch_size` is per process. With `process` = (index, count) (default: this JAX process's),
+  count > 1, every process builds the same global stream and reads rows [index*b, (index+1)*b)
+  of each global batch of count*b (`GlobalBatchRows`): every process runs the same number of
+  steps whatever the record counts, and a partial last global batch is dropped, on all processes
+  alike (one process skips its short last eval batch too).
   """
+  index, count = process or (jax.process_index(), jax.process_count())
   if not sources:
     raise ValueError("no data sources given")
   parts, weights = [], []
@@ -315,7 +350,7 @@ def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_
     recs = records[i] if records is not None else load_source(source, source_split, data_dir)
     if len(recs) == 0:
       raise ValueError(f"split {source_split!r} of {source.name} is empty")
-    ds = process_slice(grain.MapDataset.source(recs))
+    ds = grain.MapDataset.source(recs)
     if train:
       ds = ds.shuffle(seed=seed + 1000 * i).repeat(None)
     prepare = PrepareWindow(normalization, num_channels, keep, stats[i] if stats else None)
@@ -331,5 +366,7 @@ def make_dataset(sources: Sequence[Source], split: str, *, data_dir: str, batch_
     ds = grain.MapDataset.mix(parts, weights=weights)
   else:
     ds = parts[0]
+  if count > 1:
+    ds = GlobalBatchRows(ds, batch_size * count, index * batch_size, batch_size)
   ds = ds.batch(batch_size, drop_remainder=train)
   return ds.to_iter_dataset()

@@ -7,6 +7,8 @@ flags, sets up logging and multi-host JAX, and prints where the outputs are.
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -16,6 +18,14 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Run config file (with :preset).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, TensorBoard events and summary.json go.")
+flags.DEFINE_string("coordinator_address", None,
+                    "Multi-process (--config.distributed=True): host:port of process 0's "
+                    "coordinator; default from the environment (JAX_COORDINATOR_ADDRESS, SLURM).")
+flags.DEFINE_integer("num_processes", None, "Multi-process: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process: this process's index, 0..N-1.")
+flags.DEFINE_integer("heartbeat_timeout_s", 100,
+                     "Multi-process: seconds without heartbeat after which a process counts as "
+                     "dead and every other process is terminated.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -24,11 +34,31 @@ def main(argv):
   # Library INFO chatter (orbax, absl) would drown the progress bar; warnings still show.
   absl_logging.set_verbosity(absl_logging.WARNING)
   import jax  # imported after flag parsing so XLA flags in the environment apply
+  from tinymyo_jax import multihost
   config = FLAGS.config
   if config.distributed:
-    jax.distributed.initialize()  # coordinator and process ids come from the environment
+    multihost.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                         FLAGS.heartbeat_timeout_s)
   print(f"JAX {jax.__version__}, process {jax.process_index()}/{jax.process_count()}, "
         f"devices: {jax.devices()}", flush=True)
+  try:
+    multihost.check_same_config(config)
+    run(config)
+  except Exception as e:
+    print(f"process {jax.process_index()} of {jax.process_count()} failed: "
+          f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    if jax.process_count() == 1:
+      raise
+    # jax.distributed's exit handler would wait for peers that may never arrive; exiting at
+    # once, the coordinator marks this process dead and stops the others.
+    traceback.print_exc()
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def run(config):
+  import jax
   workdir = os.path.abspath(FLAGS.workdir)
   if config.task == "pretrain":
     from tinymyo_jax import train

@@ -62,3 +62,19 @@ def host_to_global(mesh: Mesh, batch: dict[str, np.ndarray]) -> dict[str, jax.Ar
   """Assembles each process's local batch into global arrays sharded over the batch axes."""
   return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim), v)
           for k, v in batch.items()}
+
+
+def check_process_rows(mesh: Mesh, global_batch: int) -> None:
+  """Checks that this process's devices hold rows [i*b, (i+1)*b) of a global batch (process i,
+  b = global_batch / process count): where `host_to_global` puts its local batch, and the rows
+  `input_pipeline.make_dataset` reads for it."""
+  index, count = jax.process_index(), jax.process_count()
+  indices = batch_sharding(mesh, 1).devices_indices_map((global_batch,))
+  rows = sorted({(s[0].start or 0, global_batch if s[0].stop is None else s[0].stop)
+                 for d, s in indices.items() if d.process_index == index})
+  b = global_batch // count
+  span = (rows[0][0], rows[-1][1]) if rows else None
+  if sum(stop - start for start, stop in rows) != b or span != (index * b, (index + 1) * b):
+    raise ValueError(f"process {index} of {count} holds batch rows {rows} on the mesh; expected "
+                     f"the block [{index * b}, {(index + 1) * b}) (mesh devices ordered by "
+                     f"process, every process in the mesh)")

@@ -22,7 +22,7 @@ import tqdm
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from tinymyo_jax import (checkpointing, input_pipeline, optim, reporting, sharding,
+from tinymyo_jax import (checkpointing, input_pipeline, multihost, optim, reporting, sharding,
                          speech_pipeline, steps)
 from tinymyo_jax.models import factory, speech
 from tinymyo_jax.models.tinymyo import decode_variant
@@ -257,6 +257,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError(f"batch_size {config.batch_size} is not divisible by the {num_devices} "
                      f"devices of the mesh")
   per_process_batch = config.batch_size // jax.process_count()
+  sharding.check_process_rows(mesh, config.batch_size)  # the rows make_dataset reads
 
   # --- model, optimizer, state
   tx, schedule = make_optimizer(config)
@@ -347,10 +348,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         config, model_cfg, state["params"],
         make_ds(config.data.train_split, seed=config.seed, train=False),
         restored[3].get("quant") if restored is not None else None)
-  train_step = jax.jit(
+  train_step = multihost.sync_after_compile(jax.jit(
       steps.make_train_step(graphdef, tx, loss_fn, schedule, config.grad_accum_steps),
-      out_shardings=(state_shardings, replicated), donate_argnums=(0,))
-  eval_step = jax.jit(steps.make_eval_step(graphdef, loss_fn), out_shardings=replicated)
+      out_shardings=(state_shardings, replicated), donate_argnums=(0,)), "train_step")
+  eval_step = multihost.sync_after_compile(
+      jax.jit(steps.make_eval_step(graphdef, loss_fn), out_shardings=replicated), "eval_step")
   key = jax.random.key(config.seed)
   eval_key = jax.random.key(config.seed + 1)
 
@@ -402,7 +404,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   pending = []
   timed_steps, timed_seconds, t_last = 0, 0.0, None
   bar = tqdm.tqdm(total=config.total_steps, initial=step, desc=config.name, unit="step",
-                  disable=not config.progress_bar, dynamic_ncols=True)
+                  disable=not config.progress_bar or jax.process_index() > 0,
+                  dynamic_ncols=True)
   try:
     while step < config.total_steps:
       batch = next(train_iter)

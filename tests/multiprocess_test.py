@@ -1,0 +1,155 @@
+"""Several JAX processes on one machine (CPU devices, gloo collectives) train exactly like one.
+
+Each process simulates 8 / N devices, so the global (2, 4) mesh and the global batch are those of
+the single-process 8-device run; the losses must match it to float tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+from tinymyo_jax import checkpointing, reporting
+
+SMOKE = ["-m", "tinymyo_jax.main", "--config=configs/pretrain.py:smoke"]
+RUN = ["--config.total_steps=4", "--config.batch_size=16", "--config.checkpoint_every=2",
+       "--config.eval_every=100", "--config.eval_batches=1", "--config.mesh.data=2",
+       "--config.mesh.fsdp=4"]
+# Same compiler settings in every run (compiles are slow on a busy 2-core box).
+FAST = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+# Three runs compiling at once take minutes on 2 cores (22 min on a loaded box): outside
+# `make test` unless asked for (`make test-multiprocess`).
+opt_in = pytest.mark.skipif(
+    os.environ.get("TINYMYO_MULTIPROCESS_TESTS", "") in ("", "0"),
+    reason="end-to-end multi-process training: set TINYMYO_MULTIPROCESS_TESTS=1 "
+           "(make test-multiprocess)")
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def launch(n: int, workdir, *flags, per_process=None):
+  """Starts `n` processes of one run (8 / n CPU devices each); returns the Popen objects."""
+  port = free_port()
+  env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // n}")
+  procs = []
+  for i in range(n):
+    cmd = [sys.executable, *SMOKE, f"--workdir={workdir}", *RUN, *flags,
+           "--config.distributed=True", f"--coordinator_address=localhost:{port}",
+           f"--num_processes={n}", f"--process_id={i}", *(per_process or {}).get(i, ())]
+    procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True))
+  return procs
+
+
+def wait_all(procs, timeout=1500):
+  outs = [p.communicate(timeout=timeout)[0] for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+def run_processes(n: int, workdir, *flags):
+  codes, outs = wait_all(launch(n, workdir, *flags))
+  assert codes == [0] * n, "\n".join(o[-3000:] for o in outs)
+  return outs
+
+
+def losses(workdir) -> dict[int, float]:
+  return {r["step"]: r["train/loss"] for r in reporting.read_metrics(str(workdir))
+          if "train/loss" in r}
+
+
+@opt_in
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_processes_train_resume_and_restore_like_one(tmp_path):
+  env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  one = subprocess.Popen([sys.executable, *SMOKE, f"--workdir={tmp_path / 'one'}", *RUN],
+                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+  two = tmp_path / "two"
+  procs = launch(2, two)  # at the same time as the reference run: compiles are slow here
+  codes, outs = wait_all([one, *procs])
+  assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
+  outs = outs[1:]
+  reference = losses(tmp_path / "one")
+  assert sorted(reference) == [1, 2, 3, 4]
+  got = losses(two)
+  np.testing.assert_allclose([got[s] for s in range(1, 5)],
+                             [reference[s] for s in range(1, 5)], rtol=1e-5)
+  # Logs from process 0 only; one checkpoint holds every process's iterator state.
+  assert "summary:" in outs[0] and "summary:" not in outs[1]
+  assert len(list(two.glob("events.out.tfevents.*"))) == 1
+  assert sorted(p.name for p in (two / "checkpoints" / "4" / "data").glob("*.json")) == [
+      "process_0-of-2.json", "process_1-of-2.json"]
+
+  # 2 -> 1: one process restores the two-process checkpoint (export, evaluation).
+  params, _, meta = checkpointing.load_params(str(two / "checkpoints"))
+  ref_params, _, _ = checkpointing.load_params(str(tmp_path / "one" / "checkpoints"))
+  assert meta["step"] == 4
+  for a, b in zip(*(jax_leaves(p) for p in (params, ref_params))):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+  # 2 -> 2: drop the last checkpoint (as if killed after step 2); the re-launch resumes there.
+  shutil.rmtree(two / "checkpoints" / "4")
+  (two / "summary.json").unlink()
+  run_processes(2, two)
+  rows = [r["step"] for r in reporting.read_metrics(str(two)) if "train/loss" in r]
+  assert rows == [1, 2, 3, 4, 3, 4]
+  resumed = losses(two)  # the resumed rows overwrite the first run's
+  np.testing.assert_allclose([resumed[s] for s in (3, 4)], [reference[s] for s in (3, 4)],
+                             rtol=1e-5)
+
+
+def jax_leaves(tree):
+  import jax
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.integration
+def test_a_process_with_another_config_is_refused_before_training(tmp_path):
+  procs = launch(2, tmp_path, per_process={1: ["--config.optimizer.peak_lr=0.001"]})
+  start = time.time()
+  codes, outs = wait_all(procs, timeout=600)
+  assert codes[0] != 0 and codes[1] != 0, outs
+  message = ("process 1 of 2 was started with a different config than process 0 "
+             "(optimizer.peak_lr: process 0 0.0001, process 1 0.001)")
+  for i, out in enumerate(outs):
+    assert f"process {i} of 2 failed: ConfigMismatchError: {message}" in out, out[-3000:]
+  assert not (tmp_path / "checkpoints").exists() or not os.listdir(tmp_path / "checkpoints")
+  assert time.time() - start < 600
+
+
+@opt_in
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sigkill_of_one_process_stops_the_other_and_relaunch_resumes(tmp_path):
+  flags = ["--config.total_steps=8", "--heartbeat_timeout_s=20"]
+  procs = launch(2, tmp_path, *flags)
+  deadline = time.time() + 900
+  while not (tmp_path / "checkpoints" / "2").is_dir():
+    assert all(p.poll() is None for p in procs) and time.time() < deadline, "no checkpoint"
+    time.sleep(0.05)
+  procs[1].kill()
+  killed_at = time.time()
+  codes, outs = wait_all(procs, timeout=300)
+  waited = time.time() - killed_at
+  assert codes[1] == -9 and codes[0] != 0, outs[0][-3000:]
+  assert waited < 20 + 60, f"process 0 took {waited:.0f} s to stop"
+  assert max(losses(tmp_path)) < 8, "the run was not interrupted"
+  last = max(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
+  outs = run_processes(2, tmp_path, *flags)
+  assert f"resumed from step {last}" in outs[0]
+  assert sorted(losses(tmp_path)) == list(range(1, 9))

@@ -1,0 +1,91 @@
+"""Multi-process runs: `jax.distributed` start-up, one config on every process, and errors that
+name the process that raised them.
+
+A run of N processes (one per host, or several on one machine with CPU devices and gloo
+collectives) starts every process with the same --config flags and its own --process_id; see
+README "Multi-process".
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import jax
+import numpy as np
+
+
+class ConfigMismatchError(ValueError):
+  """A process was started with a different run config than process 0."""
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None, heartbeat_timeout_s: int = 100,
+               initialization_timeout_s: int = 300) -> None:
+  """Starts `jax.distributed` (unset arguments come from the environment, e.g. SLURM).
+
+  A process that stops sending heartbeats (killed, hung) for `heartbeat_timeout_s` is declared
+  dead by the coordinator, and every other process is then terminated with an error.
+  """
+  jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                             initialization_timeout=initialization_timeout_s,
+                             heartbeat_timeout_seconds=heartbeat_timeout_s)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def check_same_config(config) -> None:
+  """Raises `ConfigMismatchError` on every process when any process's config differs from
+  process 0's, naming the process and the first differing fields. No-op with one process."""
+  if jax.process_count() == 1:
+    return
+  from jax.experimental import multihost_utils
+  text = np.frombuffer(config.to_json(sort_keys=True).encode(), np.uint8)
+  lengths = np.asarray(multihost_utils.process_allgather(np.int32(text.size))).reshape(-1)
+  padded = np.zeros(int(lengths.max()), np.uint8)
+  padded[:text.size] = text
+  texts = np.asarray(multihost_utils.process_allgather(padded))
+  configs = [_flatten(json.loads(bytes(t[:n]).decode())) for t, n in zip(texts, lengths)]
+  for index, other in enumerate(configs[1:], start=1):
+    diff = [k for k in sorted(set(configs[0]) | set(other)) if configs[0].get(k) != other.get(k)]
+    if diff:
+      listed = "; ".join(f"{k}: process 0 {configs[0].get(k)!r}, process {index} "
+                         f"{other.get(k)!r}" for k in diff[:5])
+      raise ConfigMismatchError(
+          f"process {index} of {len(configs)} was started with a different config than process "
+          f"0 ({listed}); start every process with the same --config flags")
+
+
+COMPILE_BARRIER_TIMEOUT_S = 900
+_barrier_ids = itertools.count()  # barrier names must be unique; every process counts alike
+
+
+def sync_after_compile(fn, name: str):
+  """`fn` (a jitted function) compiled ahead of its first call, then a barrier of all processes.
+
+  CPU (gloo) collectives give up after 30 s when a peer has not reached them yet, which a slow
+  compile on a busy host exceeds; the barrier (a coordination-service wait of up to
+  `COMPILE_BARRIER_TIMEOUT_S`) starts every process's first run together. One process: `fn`.
+  """
+  if jax.process_count() == 1:
+    return fn
+  compiled = None
+
+  def call(*args):
+    nonlocal compiled
+    if compiled is None:
+      import orbax.checkpoint as ocp
+      compiled = fn.lower(*args).compile()
+      ocp.multihost.sync_global_processes(f"tinymyo_compiled_{name}_{next(_barrier_ids)}",
+                                          timeout=COMPILE_BARRIER_TIMEOUT_S)
+    return compiled(*args)
+
+  return call
