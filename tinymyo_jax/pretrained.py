@@ -275,6 +275,7 @@ def load(path: str, n_chans: int | None = None, n_outputs: int | None = None,
   from tinymyo_jax.checkpointing import CheckpointError
   from tinymyo_jax.models.tinymyo import create_model, load_pure_params, trunc_normal
 
+  path = os.fspath(path)
   try:
     state, saved, layout = read_any(path)
     patch_weight = state[f"{wl.OFFICIAL_PATCH}.weight"]
@@ -317,18 +318,20 @@ def load(path: str, n_chans: int | None = None, n_outputs: int | None = None,
       config = dataclasses.replace(config, max_channels=n_chans)
     _check_given(config, n_chans, n_outputs, n_times)
   except (wl.WeightMapError, CheckpointError) as e:
-    raise PretrainedError(f"cannot load {os.fspath(path)!r}: {e}") from e
+    raise PretrainedError(f"cannot load {path!r}: {e}") from e
   model = create_model(config, seed=seed)
   if fresh:
     params = {**params, "head": nnx.to_pure_dict(nnx.state(model.head, nnx.Param))}
   load_pure_params(model, params)
-  report.update(layout=layout, filled=filled, source=os.path.abspath(os.fspath(path)))
+  report.update(layout=layout, filled=filled, source=os.path.abspath(path))
   return Loaded(model, config, report)
 
 
 def from_pretrained(path: str, n_chans: int | None = None, n_outputs: int | None = None,
                     n_times: int | None = None, **kw):
-  """A ready TinyMyo Flax model (calls are deterministic unless `deterministic=False`) from released, braindecode or our own weights.
+  """A ready TinyMyo Flax model from released, braindecode or our own weights.
+
+  The model is ready for inference: calls are deterministic unless `deterministic=False`.
 
   Args:
     path: a `.safetensors` file (official, braindecode or `export.to_torch` layout) or an orbax
