@@ -21,7 +21,7 @@ import numpy as np
 
 from export import import_torch, parity, to_onnx, to_torch
 from export import tasks as export_tasks
-from export import weight_map as wm
+from tinymyo_jax.models import weight_layouts as wm
 
 DEFAULT_TOLERANCE = 1e-5  # Flax vs PyTorch, fp32
 

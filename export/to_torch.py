@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from export import weight_map as wm
+from tinymyo_jax.models import weight_layouts as wm
 from export.import_torch import CONFIG_METADATA_KEY
 
 

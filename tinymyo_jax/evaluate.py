@@ -14,9 +14,10 @@ from tinymyo_jax.models.tinymyo import create_model
 
 
 def class_names(config) -> list[str] | None:
-  """Label names of the task's first corpus (None for synthetic data or non-class targets)."""
+  """Label names of the task's first corpus (None for synthetic or in-memory data or non-class
+  targets)."""
   source = train.data_sources(config)[0]
-  if source.name == "synthetic" or config.task != "classification":
+  if source.name in ("synthetic", input_pipeline.IN_MEMORY) or config.task != "classification":
     return None
   from data_builders import registry
   features = registry.get_builder(source.name, data_dir=config.data.data_dir,

@@ -186,6 +186,51 @@ class SyntheticSource:
     return {"emg": emg, "label": int(i) % self.classes, "subject": 0}
 
 
+# In-memory windows (e.g. from the scikit-learn estimators): numpy arrays registered under a name
+# and read through the same `load_source` / `source_metadata` as a built corpus, so the training
+# loop needs no second code path. A temporary TFDS dataset would serve too, but it would copy
+# windows that are already in memory to array_record shards and need a builder per call.
+IN_MEMORY = "memory"  # Source(name=IN_MEMORY, config=<key given to register_arrays>)
+_ARRAYS: dict[str, dict] = {}
+
+
+class ArrayRecords:
+  """Random access over window arrays: record i is {"emg": emg[i], field: values[i], ...}."""
+
+  def __init__(self, emg: np.ndarray, **fields: np.ndarray):
+    self.emg = np.asarray(emg, np.float32)
+    if self.emg.ndim != 3:
+      raise ValueError(f"windows must be [N, channels, samples], got shape {self.emg.shape}")
+    for name, values in fields.items():
+      if len(values) != len(self.emg):
+        raise ValueError(f"field {name!r} has {len(values)} entries for {len(self.emg)} windows")
+    self.fields = {k: np.asarray(v) for k, v in fields.items()}
+
+  def __len__(self):
+    return len(self.emg)
+
+  def __getitem__(self, i):
+    i = int(i)
+    return {"emg": self.emg[i], **{k: v[i] for k, v in self.fields.items()}}
+
+
+def register_arrays(key: str, splits: dict[str, ArrayRecords], metadata: dict) -> Source:
+  """Makes `splits` readable as the corpus `Source(IN_MEMORY, key)`; returns that source."""
+  _ARRAYS[key] = {"splits": dict(splits), "metadata": dict(metadata)}
+  return Source(IN_MEMORY, key)
+
+
+def unregister_arrays(key: str) -> None:
+  _ARRAYS.pop(key, None)
+
+
+def _registered(key: str | None) -> dict:
+  if key not in _ARRAYS:
+    raise ValueError(f"no in-memory windows registered as {key!r} (register_arrays first); "
+                     f"registered: {sorted(_ARRAYS)}")
+  return _ARRAYS[key]
+
+
 class RecordView:
   """Random access over concatenated sources, keeping only records whose fields match.
 
@@ -268,6 +313,14 @@ def load_source(source: Source, split: str, data_dir: str):
   """
   if source.name == "synthetic":
     records = SyntheticSource(source.config or "8x1000:256", split)
+  elif source.name == IN_MEMORY:
+    splits = _registered(source.config)["splits"]
+    names, where = parse_split(split)
+    unknown = [n for n in names if n not in splits]
+    if unknown:
+      raise ValueError(f"in-memory windows {source.config!r} have no split {unknown}; "
+                       f"they have {sorted(splits)}")
+    records = RecordView([splits[n] for n in names], where)
   else:
     from data_builders import registry  # local: keeps the library importable without builders
     names, where = parse_split(split)
@@ -282,6 +335,8 @@ def source_metadata(source: Source, data_dir: str) -> dict:
   if source.name == "synthetic":
     synthetic = SyntheticSource(source.config or "8x1000:256", "train")
     return {"num_channels": synthetic.channels, "window": synthetic.samples}
+  if source.name == IN_MEMORY:
+    return dict(_registered(source.config)["metadata"])
   from data_builders import registry
   return dict(registry.get_builder(source.name, data_dir=data_dir, config=source.config)
               .info.metadata or {})

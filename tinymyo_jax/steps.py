@@ -73,8 +73,8 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn: LossFn,
         state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = dict(metrics, grad_norm=optax.global_norm(grads),
-                   param_norm=optax.global_norm(params))
+    metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
+                   param_norm=optax.tree.norm(params))
     if lr_schedule is not None:
       metrics["lr"] = lr_schedule(state["step"] // grad_accum_steps)
     new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}

@@ -11,7 +11,7 @@ pytest.importorskip("safetensors")
 from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from export import import_torch  # noqa: E402
-from export import weight_map as wm  # noqa: E402
+from tinymyo_jax.models import weight_layouts as wm  # noqa: E402
 from tests.export.conftest import CLASSIFIER_ST, FIXTURES, PRETRAIN_ST, need  # noqa: E402
 from tinymyo_jax.checkpointing import load_params  # noqa: E402
 from tinymyo_jax.models.tinymyo import count_params, create_model  # noqa: E402

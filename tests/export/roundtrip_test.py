@@ -13,7 +13,7 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
 from export import import_torch, to_torch  # noqa: E402
-from export import weight_map as wm  # noqa: E402
+from tinymyo_jax.models import weight_layouts as wm  # noqa: E402
 from tests.export.conftest import CLASSIFIER_ST, PRETRAIN_ST, need  # noqa: E402
 from tinymyo_jax.checkpointing import CheckpointError, load_params, save_params  # noqa: E402
 from tinymyo_jax.models.tinymyo import decode_variant  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export import weight_map as wm
+from tinymyo_jax.models import weight_layouts as wm
 
 RNG = np.random.default_rng(0)
 

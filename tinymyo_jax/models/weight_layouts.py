@@ -1,5 +1,8 @@
 """The one mapping between the official TinyMyo state dict and the Flax parameter tree.
 
+Pure numpy (no JAX, no torch): `export/` and `tinymyo_jax.pretrained` both build on it. Besides
+the official layout it knows the braindecode one (`braindecode_to_official`).
+
 Official keys (the released PyTorch code, `model.` prefix stripped) on the left, Flax paths on
 the right, with the exact array transform each way. Every transform is a reshape or a
 transpose, so a round trip is bit-identical.
@@ -272,3 +275,84 @@ def leftover_keys(state: dict[str, np.ndarray], table: list[Entry]) -> list[str]
   """Keys of `state` that the table does not consume."""
   used = {e.official for e in table}
   return sorted(k for k in state if k not in used)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+# braindecode's converted TinyMyo (`braindecode/tinymyo-pretrained`, `tinymyo-uci-emg`): the
+# official names without `model.`, the classifier as `final_layer`, the patch Conv2d stored as
+# the equivalent Linear(P, D) weight [D, P], and no mask token, decoder or regressor.
+BRAINDECODE_HEAD = "final_layer"
+BRAINDECODE_PATCH = "patch_embed"  # the name we write; any 2-D `*patch*.weight` is read
+OFFICIAL_PATCH = "patch_embedding.patch_embed.proj"
+LAYOUTS = {
+    "official": f"released Lightning state dict: '{OFFICIAL_PREFIX}' prefix (optional), "
+                f"{OFFICIAL_PATCH}.weight [D,1,1,P], mask_token, model_head.*",
+    "braindecode": f"braindecode.models.TinyMyo: no prefix, a Linear patch weight [D,P], "
+                   f"{BRAINDECODE_HEAD}.* classifier (or no head), no mask_token",
+}
+
+
+def _braindecode_patch_key(state: dict[str, np.ndarray]) -> str | None:
+  """The one non-block 2-D `*patch*.weight` tensor (braindecode's patch projection), if any."""
+  found = [k for k in state if "patch" in k and k.endswith(".weight") and np.ndim(state[k]) == 2
+           and not k.startswith(("blocks.", f"{BRAINDECODE_HEAD}."))]
+  if len(found) > 1:
+    raise WeightMapError(f"several candidate patch projections {sorted(found)}; expected one")
+  return found[0] if found else None
+
+
+def detect_layout(state: dict[str, np.ndarray]) -> str:
+  """'official' or 'braindecode' for a prefix-free state dict.
+
+  Raises:
+    WeightMapError: neither layout fits (the message lists both).
+  """
+  if f"{OFFICIAL_PATCH}.weight" in state:
+    return "official"
+  has_blocks = any(k.startswith("blocks.") for k in state)
+  if has_blocks and _braindecode_patch_key(state) is not None:
+    return "braindecode"
+  known = "; ".join(f"{name}: {text}" for name, text in LAYOUTS.items())
+  raise WeightMapError(f"the tensors fit no known TinyMyo layout (first keys: "
+                       f"{sorted(state)[:4]}); known layouts: {known}")
+
+
+def braindecode_to_official(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Renames a braindecode state dict to the official names (prefix-free); exact reshapes.
+
+  The Linear patch weight [D, P] becomes the Conv2d weight [D, 1, 1, P] and `final_layer.*`
+  becomes `model_head.classifier.*`; other keys keep their names (unknown ones are left for
+  `leftover_keys` to report).
+  """
+  patch = _braindecode_patch_key(state)
+  if patch is None:
+    raise WeightMapError("braindecode state dict has no 2-D '*patch*.weight' tensor")
+  bias = patch[:-len("weight")] + "bias"
+  out = {}
+  for key, value in state.items():
+    if key == patch:
+      d, p = value.shape
+      out[f"{OFFICIAL_PATCH}.weight"] = np.asarray(value).reshape(d, 1, 1, p)
+    elif key == bias:
+      out[f"{OFFICIAL_PATCH}.bias"] = value
+    elif key.startswith(f"{BRAINDECODE_HEAD}."):
+      out["model_head.classifier." + key[len(BRAINDECODE_HEAD) + 1:]] = value
+    else:
+      out[key] = value
+  return out
+
+
+def official_to_braindecode(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Inverse of `braindecode_to_official`, dropping the mask token and non-classifier heads."""
+  out = {}
+  for key, value in strip_prefix(state)[0].items():
+    if key == f"{OFFICIAL_PATCH}.weight":
+      out[f"{BRAINDECODE_PATCH}.weight"] = np.asarray(value).reshape(value.shape[0], -1)
+    elif key == f"{OFFICIAL_PATCH}.bias":
+      out[f"{BRAINDECODE_PATCH}.bias"] = value
+    elif key.startswith("model_head.classifier."):
+      out[f"{BRAINDECODE_HEAD}." + key.split(".")[-1]] = value
+    elif key != "mask_token" and not key.startswith("model_head."):
+      out[key] = value
+  return out
