@@ -2,7 +2,8 @@
 
 Run:  make finetune TASK=<task> [CKPT=<pretrained checkpoint dir>] [DATA_DIR=...]
   or  python -m tinymyo_jax.main --config=configs/finetune.py:<task> --workdir=DIR
-      [--config.init_from=CKPT_DIR|auto|""] [--config.finetune.seeds=3] [--config.model.rope_mode=...]
+      [--config.init_from=CKPT_DIR|auto|""] [--config.finetune.seeds=3]
+      [--config.model.rope_mode=...]
 
 Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   uci            UCI-EMG, 6 gestures, 8 ch x 1000 samples (1 s on the 1 kHz grid), subject split

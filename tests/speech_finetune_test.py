@@ -14,7 +14,8 @@ from flax import nnx
 from configs import finetune as finetune_configs
 from data_builders import registry
 from tests.conftest import REPO
-from tinymyo_jax import checkpointing, finetune, sharding, speech_pipeline, tasks, train
+from tinymyo_jax import (checkpointing, finetune, input_pipeline, sharding, speech_pipeline, tasks,
+                         train)
 from tinymyo_jax.models import factory, speech
 from tinymyo_jax.models.tinymyo import create_model, decode_variant
 
@@ -94,7 +95,7 @@ def test_synthesis_end_to_end_writes_mfcc_files(tmp_path, data_dir):
 def test_pipeline_batches_recognition(data_dir):
   source = [finetune.train.data_sources(finetune_configs.get_config("gaddy_recognition"))[0]]
   records = registry.load_split(GADDY, "train", data_dir=data_dir, config="origdev")
-  stats = speech_pipeline.channel_stats(records)
+  stats = input_pipeline.channel_stats(records, max_records=speech_pipeline.STATS_UTTERANCES)
   all_emg = np.concatenate([records[i]["emg"] for i in range(len(records))], axis=1)
   np.testing.assert_allclose(stats["mean"], all_emg.mean(axis=1), rtol=1e-6)
   np.testing.assert_allclose(stats["std"], all_emg.std(axis=1), rtol=1e-6)

@@ -29,23 +29,7 @@ from tinymyo_jax.models import speech
 DEFAULT_BUCKET = 1000  # samples: 1 s at 1 kHz
 NORMALIZATIONS = ("standardize", "none")
 MFCC_GRID = (10, 25)  # (hop, frame) of the corpus MFCCs in EMG samples at 1 kHz
-
-
-def channel_stats(records, max_utterances: int = 512, seed: int = 0) -> dict[str, list[float]]:
-  """Per-channel mean and std over every sample of (a seeded sample of) the utterances."""
-  n = len(records)
-  if n == 0:
-    raise ValueError("cannot compute channel statistics of an empty split")
-  idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_utterances])
-  total = total_sq = count = 0.0
-  for i in idx:
-    x = np.asarray(records[int(i)]["emg"], np.float64)
-    total = total + x.sum(axis=1)
-    total_sq = total_sq + (x * x).sum(axis=1)
-    count += x.shape[1]
-  mean = total / count
-  std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
-  return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+STATS_UTTERANCES = 512  # utterances sampled for `input_pipeline.channel_stats`
 
 
 def mfcc_grid(metadata: dict) -> tuple[int, int]:
@@ -180,7 +164,7 @@ def make_dataset(sources: Sequence[input_pipeline.Source], split: str, *, data_d
 
   train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, every
   batch padded to `batch_size` rows (empty rows have emg_len 0). `batch_size` is per process.
-  `stats` holds one dict (from `channel_stats` on the training split) for 'standardize'.
+  `stats` holds one dict (`input_pipeline.channel_stats` of the training split) for 'standardize'.
   """
   if len(sources) != 1:
     raise ValueError(f"speech tasks read exactly one corpus, got {len(sources)} sources")

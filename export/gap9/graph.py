@@ -9,7 +9,7 @@ three paths cut the network at the same places.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

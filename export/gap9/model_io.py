@@ -1,4 +1,4 @@
-"""Loading the classifier to deploy: an orbax checkpoint dir, or the official safetensors fixture."""
+"""Loads the classifier to deploy: an orbax checkpoint dir, or the official safetensors fixture."""
 
 from __future__ import annotations
 

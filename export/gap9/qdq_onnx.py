@@ -16,8 +16,6 @@ calibrates like `export.gap9.quantize` and writes the file (checked with `onnx.c
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.gap9 import graph
 from export.gap9 import quantize as q
+from tinymyo_jax import atomic_io
 
 OPSET = 21  # int16 QuantizeLinear / DequantizeLinear need opset 21
 INPUT = "emg"
@@ -225,16 +224,10 @@ def build(qm: q.QuantizedModel) -> onnx.ModelProto:
 
 
 def save(model: onnx.ModelProto, path: str | Path) -> Path:
-  """Writes the model via a temporary file in the same directory, renamed at the end."""
+  """Writes the model atomically."""
   path = Path(path)
-  fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-  os.close(fd)
-  try:
+  with atomic_io.atomic_path(path, suffix=".onnx") as tmp:
     onnx.save(model, tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    Path(tmp).unlink(missing_ok=True)
-    raise
   return path
 
 

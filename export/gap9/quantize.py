@@ -27,6 +27,7 @@ from scipy import special
 from tqdm import tqdm
 
 from export.gap9 import graph
+from tinymyo_jax import atomic_io
 from tinymyo_jax.models.tinymyo import ModelConfig
 
 PROB_SCALE = 1.0 / 255.0
@@ -219,16 +220,14 @@ class QuantizedModel:
   tensors: dict
 
   def save(self, path: str | Path) -> None:
-    """Writes an .npz (via a temporary file renamed at the end)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
+    """Writes an .npz atomically."""
     meta = json.dumps({"config": dataclasses.asdict(self.config),
                        "qcfg": dataclasses.asdict(self.qcfg), "scales": self.scales})
-    np.savez(tmp, __meta__=np.array(meta), **self.tensors)
-    tmp.replace(path)
+    with atomic_io.atomic_path(path, suffix=".npz") as tmp:
+      np.savez(tmp, __meta__=np.array(meta), **self.tensors)
 
   @classmethod
-  def load(cls, path: str | Path) -> "QuantizedModel":
+  def load(cls, path: str | Path) -> QuantizedModel:
     with np.load(path) as z:
       meta = json.loads(str(z["__meta__"]))
       tensors = {k: z[k] for k in z.files if k != "__meta__"}
