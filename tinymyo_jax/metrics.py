@@ -217,7 +217,7 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float | i
 
   CER = sum of character edit distances / sum of reference lengths (spaces count as characters);
   WER = the same over whitespace-separated words. Texts are compared as given: normalise them
-  first (e.g. `tinymyo_jax.models.speech.normalize_text`).
+  first (e.g. `tinymyo_jax.speech_units.normalize_text`).
 
   Returns:
     {"cer", "wer", "char_errors", "chars", "word_errors", "words", "num_utterances"}.

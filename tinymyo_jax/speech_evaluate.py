@@ -22,8 +22,9 @@ import numpy as np
 import tqdm
 from flax import nnx
 
-from tinymyo_jax import atomic_io, input_pipeline, metrics, speech_pipeline, train
-from tinymyo_jax.models import factory, speech
+from tinymyo_jax import (atomic_io, input_pipeline, metrics, speech_pipeline, speech_task,
+                         speech_units, train)
+from tinymyo_jax.models import factory
 
 
 def _forward_fn(model):
@@ -69,8 +70,8 @@ def _recognition(forward, batches, beam_width: int, out_dir: str) -> dict[str, A
     logits = forward(batch["emg"], batch["emg_len"])[rows]
     lengths = batch["emg_len"][rows]
     refs += list(batch["transcript"][rows])
-    greedy += speech.transcribe(logits, lengths)
-    beam += speech.transcribe(logits, lengths, beam=beam_width)
+    greedy += speech_task.transcribe(logits, lengths)
+    beam += speech_task.transcribe(logits, lengths, beam=beam_width)
   rates_greedy = metrics.error_rates(refs, greedy)
   rates_beam = metrics.error_rates(refs, beam)
   path = os.path.join(out_dir, "transcripts.tsv")
@@ -92,7 +93,7 @@ def _synthesis(forward, batches, grid, out_dir: str) -> dict[str, Any]:
       rows = _real_rows(batch)
       out = forward(batch["emg"], batch["emg_len"])
       for i in rows:
-        frames = speech.output_length(int(batch["emg_len"][i]))
+        frames = speech_units.output_length(int(batch["emg_len"][i]))
         pred = out[i, :frames]
         sq_err_model += float(np.sum((pred - batch["mfcc"][i, :frames]) ** 2))
         count_model += pred.size

@@ -23,7 +23,7 @@ from configs import finetune as finetune_configs
 from export import tasks
 from export.gap9 import plan as plan_lib
 from export.gap9 import qdq_onnx
-from export.gap9.quantize import QuantizedModel
+from export.gap9.quantized_model import QuantizedModel
 from tinymyo_jax import atomic_io
 
 C_DIR = Path(__file__).resolve().parent / "c"
@@ -337,11 +337,12 @@ def expected_dumps(plan: plan_lib.Plan, trace: dict, index: int = 0) -> dict:
 
 
 def main(argv=None):
+  from export.gap9 import model_io
   from export.gap9 import quantize as q
   from export.gap9.windows import load_windows
   from tinymyo_jax.checkpointing import CheckpointError
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  q.add_model_args(parser)
+  model_io.add_model_args(parser)
   parser.add_argument("--task", default=None,
                       help=f"check the checkpoint against this task (default: its own head); "
                            f"one of {list(GAP9_TASKS)}")
@@ -351,7 +352,7 @@ def main(argv=None):
   parser.add_argument("--l2_bytes", type=int, default=plan_lib.L2_BYTES)
   args = parser.parse_args(argv)
   try:
-    params, config, spec = q.load_model_arg(args)
+    params, config, spec = model_io.load_model_arg(args)
     check_task(args.task, config)
     x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec,
                             zip_path=args.uci_zip)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.gap9.quantize import QuantizedModel
+from export.gap9.quantized_model import QuantizedModel
 
 
 def rshift_round(v, s):
