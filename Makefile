@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= export,test,beam,baselines
+EXTRAS ?= export,test,lint,beam,baselines
 
 WORKDIR ?= runs/pretrain
 DATA_DIR ?= data/tfds
@@ -15,7 +15,7 @@ DATASET ?= uci_emg
 MANUAL_DIR ?=
 EXTRA_FLAGS ?=   # appended after the defaults: the last occurrence of a flag wins
 
-.PHONY: venv test test-multiprocess pretrain finetune infer data export gap9 bench clean-venv
+.PHONY: venv test test-multiprocess lint pretrain finetune infer data export gap9 bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP)
 
 test-multiprocess: $(STAMP)  # 2-process training, resume, restore and SIGKILL (minutes)
 	TINYMYO_MULTIPROCESS_TESTS=1 $(PY) -m pytest tests/multiprocess_test.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 pretrain: $(STAMP)
 	$(PY) -m data_builders.build uci_emg --manual_dir=data_builders/uci_emg/sample --data_dir=$(DATA_DIR)

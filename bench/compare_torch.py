@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import flops as flops_lib  # noqa: E402
+from tinymyo_jax import atomic_io  # noqa: E402
 
 TASKS = {"train": "train", "eval1": ("eval", 1), "eval64": ("eval", 64)}
 MIN_REP_SECONDS = 1.0  # a repetition repeats the call until it lasts at least this long
@@ -371,10 +372,7 @@ def main():
   summary = run_parent(args)
   print_table(summary)
   if args.json:
-    tmp = args.json + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(summary, f, indent=2)
-    os.replace(tmp, args.json)
+    atomic_io.write_json(args.json, summary)
 
 
 if __name__ == "__main__":

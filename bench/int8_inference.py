@@ -23,6 +23,7 @@ from export.gap9 import int_reference as ref
 from export.gap9 import qdq_onnx
 from export.gap9 import quantize as q
 from export.gap9.windows import load_windows
+from tinymyo_jax.quant import fake_quant
 
 
 def time_ort(path: Path, x: np.ndarray, repeat: int) -> float:
@@ -44,7 +45,8 @@ def qdq_agreement(qm, params, path: Path, x: np.ndarray) -> str:
   return (f"QDQ ONNX on {len(x)} real test windows: argmax = fake-quant "
           f"{(got.argmax(-1) == fake.argmax(-1)).mean() * 100:.1f} %, = integer reference "
           f"{(got.argmax(-1) == integer.argmax(-1)).mean() * 100:.1f} %; max |logit - fake-quant| "
-          f"{steps:.0f} int16 steps ({steps / q.LOGIT_QMAX * 100:.2f} % of the logit range)")
+          f"{steps:.0f} int16 steps ({steps / fake_quant.LOGIT_QMAX * 100:.2f} % of the logit "
+          f"range)")
 
 
 def main(argv=None):

@@ -25,8 +25,7 @@ import numpy as np  # noqa: E402
 from bench.timing import median_step_ms  # noqa: E402
 
 from configs import finetune  # noqa: E402
-from tinymyo_jax import sharding, steps, train  # noqa: E402
-from tinymyo_jax.models import speech  # noqa: E402
+from tinymyo_jax import sharding, speech_units, steps, train  # noqa: E402
 
 
 def synthetic_batch(task: str, batch: int, samples: int, chars: int, seed: int = 0) -> dict:
@@ -35,10 +34,10 @@ def synthetic_batch(task: str, batch: int, samples: int, chars: int, seed: int =
   out = {"emg": rng.standard_normal((batch, samples, 8), dtype=np.float32),
          "emg_len": np.full(batch, samples, np.int32)}
   if task == "speech_recognition":
-    out["labels"] = rng.integers(1, speech.NUM_CHAR_CLASSES, (batch, chars), dtype=np.int32)
+    out["labels"] = rng.integers(1, speech_units.NUM_CHAR_CLASSES, (batch, chars), dtype=np.int32)
     out["label_len"] = np.full(batch, chars, np.int32)
   else:
-    out["mfcc"] = rng.standard_normal((batch, speech.output_length(samples), 26),
+    out["mfcc"] = rng.standard_normal((batch, speech_units.output_length(samples), 26),
                                       dtype=np.float32)
   return out
 

@@ -2,7 +2,8 @@
 
 Run:  make finetune TASK=<task> [CKPT=<pretrained checkpoint dir>] [DATA_DIR=...]
   or  python -m tinymyo_jax.main --config=configs/finetune.py:<task> --workdir=DIR
-      [--config.init_from=CKPT_DIR|auto|""] [--config.finetune.seeds=3] [--config.model.rope_mode=...]
+      [--config.init_from=CKPT_DIR|auto|""] [--config.finetune.seeds=3]
+      [--config.model.rope_mode=...]
 
 Tasks (datasets must be built first: `make data DATASET=<name> MANUAL_DIR=...`):
   uci            UCI-EMG, 6 gestures, 8 ch x 1000 samples (1 s on the 1 kHz grid), subject split
@@ -153,8 +154,8 @@ def get_config(arg: str | None = None):
       num_epochs=50, warmup_epochs=5, layer_decay=0.9, freeze_backbone=False,
       label_smoothing=0.1, seeds=1, max_train_examples=0, beam_width=8))
   # Quantisation-aware fine-tuning for the GAP9 INT8 pipeline (classification): the loss runs
-  # the fake-quantised `export.gap9.graph` forward (STE) with activation scales calibrated once
-  # on `calib_batches` training batches; options as `export.gap9.quantize.QuantConfig`.
+  # the fake-quantised `tinymyo_jax.quant.graph` forward (STE) with activation scales calibrated
+  # once on `calib_batches` training batches; options as `tinymyo_jax.quant.fake_quant.QuantConfig`.
   c.quant = ml_collections.ConfigDict(dict(
       qat=False, weights="per_channel", activations="percentile", percentile=99.99,
       scales="multiplier", calib_batches=8))

@@ -139,8 +139,8 @@ def markdown_rows(result: dict) -> list[str]:
   """One table row per model: test accuracy, macro-F1, per-subject accuracy, validation, time."""
   rows = []
   for name, r in result["models"].items():
-    by_subject = ", ".join(f"{s}: {100 * v:.1f}" for s, v in
-                           sorted(r["test"]["accuracy_by_subject"].items(), key=lambda kv: int(kv[0])))
+    accuracy = sorted(r["test"]["accuracy_by_subject"].items(), key=lambda kv: int(kv[0]))
+    by_subject = ", ".join(f"{s}: {100 * v:.1f}" for s, v in accuracy)
     rows.append(f"| {name} | {100 * r['test']['accuracy']:.2f}% | "
                 f"{100 * r['test']['macro_f1']:.2f}% | {by_subject} | "
                 f"{100 * r['validation']['accuracy']:.2f}% | "

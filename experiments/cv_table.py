@@ -3,8 +3,8 @@
 Reads `<runs>/<row>_fold<k>/summary.json` (network runs, `experiments/cross_corpus.sh cv`) and
 `<baselines>/uci_200hz_fold<k>.json` (`experiments/classical_baselines.py`), and prints two
 markdown tables: test accuracy per fold with the mean +/- std over folds (each fold's test
-subjects once; sample std), and every subject's accuracy with the number of subjects where each network row
-beats the random forest. A missing run is shown as "-" and left out of the means.
+subjects once; sample std), and every subject's accuracy with the number of subjects where each
+network row beats the random forest. A missing run is shown as "-" and left out of the means.
 
   python experiments/cv_table.py --runs runs/cross_corpus/cv --baselines runs/cross_corpus/baselines
 """

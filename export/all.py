@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

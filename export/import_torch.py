@@ -14,14 +14,12 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from tinymyo_jax import pretrained
+from tinymyo_jax import atomic_io, pretrained
 from tinymyo_jax.models import weight_layouts as wm
 # Config inference and conversion live in the library; re-exported for export/ and its tests.
 from tinymyo_jax.pretrained import (  # noqa: F401
@@ -38,22 +36,6 @@ def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return pretrained.read_safetensors(path)
   except pretrained.PretrainedError as e:
     raise ImportFailure(str(e)) from e
-
-
-def _atomic_save(out_dir: str, params, config, meta: dict) -> None:
-  """Writes the checkpoint into a sibling temp dir and renames it to `out_dir` when complete."""
-  from tinymyo_jax.checkpointing import save_params
-
-  parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-  try:
-    save_params(tmp, params, config, step=0, extra_meta=meta)
-    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
-    os.rename(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
 
 
 def import_safetensors(path: str, out_dir: str, *, overwrite: bool = False,
@@ -74,17 +56,10 @@ def import_safetensors(path: str, out_dir: str, *, overwrite: bool = False,
     raise ImportFailure(f"cannot import {path!r}: {e}") from e
   report["source"] = os.path.abspath(path)
   meta = {"imported_from": report["source"], "import_report": report}
-  if os.path.exists(out_dir):
-    old = f"{out_dir}.old-{os.getpid()}"
-    os.rename(out_dir, old)
-    try:
-      _atomic_save(out_dir, params, config, meta)
-    except BaseException:
-      os.rename(old, out_dir)
-      raise
-    shutil.rmtree(old, ignore_errors=True)
-  else:
-    _atomic_save(out_dir, params, config, meta)
+  from tinymyo_jax.checkpointing import save_params
+
+  with atomic_io.atomic_dir(out_dir) as tmp:  # an existing out_dir is replaced only at the end
+    save_params(tmp, params, config, step=0, extra_meta=meta)
   return config, report
 
 

@@ -19,14 +19,14 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from export import parity, tasks
+from tinymyo_jax import atomic_io
 from export.to_torch import params_to_official
 
 DEFAULT_OPSET = 18
@@ -109,14 +109,6 @@ def _sha256(path: str) -> str:
   return h.hexdigest()
 
 
-def _write_json(path: str, data: dict) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(data, f, indent=2)
-    f.write("\n")
-  os.replace(tmp, path)
-
-
 def export_onnx(ckpt_dir: str, out: str, *, task: str | None = None, channels: int | None = None,
                 samples: int = 1000, batch: int = 1, dynamic_batch: bool = False,
                 opset: int = DEFAULT_OPSET, legacy: bool = False,
@@ -152,9 +144,6 @@ def export_onnx(ckpt_dir: str, out: str, *, task: str | None = None, channels: i
 
   out = os.path.abspath(out)
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", suffix=".onnx",
-                             dir=os.path.dirname(out))
-  os.close(fd)
   report = {"onnx": out, "checkpoint": os.path.abspath(ckpt_dir), "task": task or config.head,
             "output": output_name, "input": "emg", "input_shape": list(example.shape),
             "dynamic_batch": dynamic_batch, "opset": opset,
@@ -163,46 +152,42 @@ def export_onnx(ckpt_dir: str, out: str, *, task: str | None = None, channels: i
             "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": ort.__version__}}
   try:
-    t0 = time.perf_counter()
-    with torch.no_grad():
-      torch_export(module, example, tmp, output_name=output_name, dynamic_batch=dynamic_batch,
-                   opset=opset, legacy=legacy)
-    report["export_seconds"] = round(time.perf_counter() - t0, 2)
-    onnx.checker.check_model(tmp, full_check=True)
-    report["checker"] = "passed"
-    session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-    report["verified_batches"] = []
-    worst = 0.0
-    for x in checks:
-      ref = parity.flax_forward(flax_model, x, output=output)
-      got = session.run([output_name], {"emg": x})[0]
-      tor = parity.torch_forward(tmodel, x, output=output)
-      row = {"batch": int(x.shape[0]), "output_shape": list(got.shape),
-             "onnxruntime_vs_flax": parity.max_abs(got, ref),
-             "torch_vs_flax": parity.max_abs(tor, ref),
-             "onnxruntime_vs_torch": parity.max_abs(got, tor)}
-      report["verified_batches"].append(row)
-      worst = max(worst, row["onnxruntime_vs_flax"])
-    report["max_abs_onnxruntime_vs_flax"] = worst
-    report["passed"] = bool(worst <= tolerance)
-    if not report["passed"]:
-      raise OnnxExportError(f"onnxruntime output differs from Flax by {worst:.3g} > tolerance "
-                            f"{tolerance:g}")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    with atomic_io.atomic_path(out, suffix=".onnx") as tmp:
+      t0 = time.perf_counter()
+      with torch.no_grad():
+        torch_export(module, example, tmp, output_name=output_name, dynamic_batch=dynamic_batch,
+                     opset=opset, legacy=legacy)
+      report["export_seconds"] = round(time.perf_counter() - t0, 2)
+      onnx.checker.check_model(tmp, full_check=True)
+      report["checker"] = "passed"
+      session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+      report["verified_batches"] = []
+      worst = 0.0
+      for x in checks:
+        ref = parity.flax_forward(flax_model, x, output=output)
+        got = session.run([output_name], {"emg": x})[0]
+        tor = parity.torch_forward(tmodel, x, output=output)
+        row = {"batch": int(x.shape[0]), "output_shape": list(got.shape),
+               "onnxruntime_vs_flax": parity.max_abs(got, ref),
+               "torch_vs_flax": parity.max_abs(tor, ref),
+               "onnxruntime_vs_torch": parity.max_abs(got, tor)}
+        report["verified_batches"].append(row)
+        worst = max(worst, row["onnxruntime_vs_flax"])
+      report["max_abs_onnxruntime_vs_flax"] = worst
+      report["passed"] = bool(worst <= tolerance)
+      if not report["passed"]:
+        raise OnnxExportError(f"onnxruntime output differs from Flax by {worst:.3g} > tolerance "
+                              f"{tolerance:g}")
     report["bytes"] = os.path.getsize(out)
     report["sha256"] = _sha256(out)
   except Exception as e:
     report.setdefault("passed", False)
     report["error"] = f"{type(e).__name__}: {e}"
-    _write_json(out + ".json", report)
+    atomic_io.write_json(out + ".json", report)
     if isinstance(e, OnnxExportError):
       raise
     raise OnnxExportError(f"ONNX export of {ckpt_dir!r} failed: {type(e).__name__}: {e}") from e
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  _write_json(out + ".json", report)
+  atomic_io.write_json(out + ".json", report)
   return report
 
 

@@ -15,13 +15,13 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from tinymyo_jax.models import weight_layouts as wm
 from export.import_torch import CONFIG_METADATA_KEY
+from tinymyo_jax import atomic_io
 
 
 def checkpoint_to_official(ckpt_dir: str, *, step: int | None = None
@@ -50,17 +50,8 @@ def write_safetensors(state: dict[str, np.ndarray], out: str, config, *,
   metadata = {"format": "pt",
               CONFIG_METADATA_KEY: json.dumps(dataclasses.asdict(config), sort_keys=True)}
   out = os.path.abspath(out)
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
-  os.close(fd)
-  try:
+  with atomic_io.atomic_path(out) as tmp:
     save_file(tensors, tmp, metadata=metadata)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
   return out
 
 

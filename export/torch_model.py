@@ -56,7 +56,7 @@ class TorchConfig:
                        f"{self.num_heads}")
 
   @classmethod
-  def from_model_config(cls, config) -> "TorchConfig":
+  def from_model_config(cls, config) -> TorchConfig:
     """Takes the matching fields of a Flax `ModelConfig` (or any dataclass / dict)."""
     data = config if isinstance(config, dict) else dataclasses.asdict(config)
     names = {f.name for f in dataclasses.fields(cls)}

@@ -22,6 +22,25 @@ def test_minmax_maps_each_channel_to_unit_range():
   np.testing.assert_allclose(y.max(axis=1), [1, 1], atol=1e-6)
 
 
+def test_channel_stats_over_windows_and_utterances():
+  windows = records(5, 3, 400, offset=7.0)
+  x = np.stack([w["emg"] for w in windows]).astype(np.float64)
+  stats = ip.channel_stats(windows)
+  np.testing.assert_allclose(stats["mean"], x.mean(axis=(0, 2)), rtol=1e-12)
+  np.testing.assert_allclose(stats["std"], x.std(axis=(0, 2)), rtol=1e-12)
+  # Utterances of different lengths: every sample counts once; a flat channel gets std 1.
+  rng = np.random.default_rng(0)
+  utts = [{"emg": np.stack([rng.standard_normal(t) * 3 + 1, np.full(t, 2.0)])}
+          for t in (50, 0, 700, 130)]
+  stats = ip.channel_stats(utts)
+  flat = np.concatenate([u["emg"] for u in utts], axis=1)
+  np.testing.assert_allclose(stats["mean"], flat.mean(axis=1), rtol=1e-12)
+  np.testing.assert_allclose(stats["std"], [flat[0].std(), 1.0], rtol=1e-12)
+  assert ip.channel_stats(utts, max_records=2) == ip.channel_stats(utts, max_records=2)
+  with pytest.raises(ValueError, match="empty split"):
+    ip.channel_stats([])
+
+
 def test_zscore_and_padding():
   x = records(1, 3, 400)[0]["emg"]
   z = ip.zscore_per_channel(x)

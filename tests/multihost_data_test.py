@@ -41,7 +41,8 @@ def test_eval_pass_drops_the_partial_global_batch_on_every_process():
   count, local = 2, 4  # 37 records: 4 full global batches of 8, 5 records left over
   single = [b["emg"] for b in pipeline((0, 1), local * count, False, SOURCES[:1])]
   assert [len(b) for b in single] == [8, 8, 8, 8, 5]
-  procs = [[b["emg"] for b in pipeline((i, count), local, False, SOURCES[:1])] for i in range(count)]
+  procs = [[b["emg"] for b in pipeline((i, count), local, False, SOURCES[:1])]
+           for i in range(count)]
   assert [len(p) for p in procs] == [4, 4]
   for g in range(4):
     np.testing.assert_array_equal(np.concatenate([p[g] for p in procs]), single[g])

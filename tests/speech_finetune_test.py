@@ -14,7 +14,8 @@ from flax import nnx
 from configs import finetune as finetune_configs
 from data_builders import registry
 from tests.conftest import REPO
-from tinymyo_jax import checkpointing, finetune, sharding, speech_pipeline, tasks, train
+from tinymyo_jax import (checkpointing, finetune, input_pipeline, sharding, speech_pipeline,
+                         speech_units, tasks, train)
 from tinymyo_jax.models import factory, speech
 from tinymyo_jax.models.tinymyo import create_model, decode_variant
 
@@ -94,7 +95,7 @@ def test_synthesis_end_to_end_writes_mfcc_files(tmp_path, data_dir):
 def test_pipeline_batches_recognition(data_dir):
   source = [finetune.train.data_sources(finetune_configs.get_config("gaddy_recognition"))[0]]
   records = registry.load_split(GADDY, "train", data_dir=data_dir, config="origdev")
-  stats = speech_pipeline.channel_stats(records)
+  stats = input_pipeline.channel_stats(records, max_records=speech_pipeline.STATS_UTTERANCES)
   all_emg = np.concatenate([records[i]["emg"] for i in range(len(records))], axis=1)
   np.testing.assert_allclose(stats["mean"], all_emg.mean(axis=1), rtol=1e-6)
   np.testing.assert_allclose(stats["std"], all_emg.std(axis=1), rtol=1e-6)
@@ -108,7 +109,7 @@ def test_pipeline_batches_recognition(data_dir):
   x0 = (records[0]["emg"] - np.asarray(stats["mean"])[:, None]) / np.asarray(stats["std"])[:, None]
   np.testing.assert_allclose(first["emg"][0, :lengths[0]], x0.T, rtol=1e-5, atol=1e-5)
   assert np.all(first["emg"][0, lengths[0]:] == 0)
-  ids = speech.text_to_ids(records[0]["transcript"].decode())
+  ids = speech_units.text_to_ids(records[0]["transcript"].decode())
   assert first["labels"].shape == (3, 32) and first["label_len"][0] == len(ids)
   assert first["labels"][0, :len(ids)].tolist() == ids and not first["labels"][0, len(ids):].any()
   last = batches[1]  # one utterance, padded to 3 rows with empty ones
@@ -130,7 +131,7 @@ def test_pipeline_synthesis_crop_and_mfcc_alignment(data_dir):
            if np.array_equal(r["emg"][:, s:s + 240], x)]
   assert len(match) == 1
   record, start = match[0]
-  full = speech_pipeline.to_model_frames(record["mfcc"], speech.output_length(
+  full = speech_pipeline.to_model_frames(record["mfcc"], speech_units.output_length(
       record["emg"].shape[1]))
   np.testing.assert_array_equal(batch["mfcc"][0], full[start // 8:start // 8 + 30])
 

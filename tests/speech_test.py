@@ -1,4 +1,4 @@
-"""Silent-speech model: shapes, text ids, CTC/MFCC losses, BatchNorm modes, pretrained blocks."""
+"""Silent speech: text ids, model shapes, BatchNorm modes, pretrained blocks, CTC/MFCC losses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import optax
 import pytest
 from flax import nnx
 
-from tinymyo_jax import metrics
+from tinymyo_jax import metrics, speech_task, speech_units
 from tinymyo_jax.models import speech
 from tinymyo_jax.models.tinymyo import create_model, decode_variant
 
@@ -36,15 +36,15 @@ def forward(model, x, lengths=None, *, train=False, seed=0):
 
 
 def test_charset_and_text_round_trip():
-  assert len(speech.CHARSET) == 37 and speech.NUM_CHAR_CLASSES == 38
-  ids = speech.text_to_ids("Héllo,  World 42! Don't")
+  assert len(speech_units.CHARSET) == 37 and speech_units.NUM_CHAR_CLASSES == 38
+  ids = speech_units.text_to_ids("Héllo,  World 42! Don't")
   assert ids[:5] == [8, 5, 12, 12, 15]  # h e l l o
   assert ids[5] == 37  # '|' word separator
   assert 0 not in ids
-  assert speech.ids_to_text(ids) == "hello world 42 dont"
-  assert speech.ids_to_text([0, 1, 0, 37, 2]) == "a b"
+  assert speech_units.ids_to_text(ids) == "hello world 42 dont"
+  assert speech_units.ids_to_text([0, 1, 0, 37, 2]) == "a b"
   with pytest.raises(ValueError, match="character id 38 is outside 0..37"):
-    speech.ids_to_text([38])
+    speech_units.ids_to_text([38])
 
 
 # ----------------------------------------------------------------------------- model
@@ -54,7 +54,7 @@ def test_output_shapes_and_input_errors():
   model = speech.create_speech_model(tiny_config())
   out = forward(model, jnp.zeros((2, 161, 8)))
   assert out.shape == (2, 21, 38) and out.dtype == jnp.float32  # ceil(161/8) frames
-  assert [speech.output_length(t) for t in (1, 7, 8, 9, 16, 1000)] == [1, 1, 1, 2, 2, 125]
+  assert [speech_units.output_length(t) for t in (1, 7, 8, 9, 16, 1000)] == [1, 1, 1, 2, 2, 125]
   synth = speech.create_speech_model(tiny_config("synthesis"))
   assert forward(synth, jnp.zeros((3, 64, 8))).shape == (3, 8, 26)
   with pytest.raises(ValueError, match=r"got shape \(2, 8, 160\) \(channels first\?"):
@@ -138,13 +138,13 @@ def test_ctc_loss_matches_brute_force_and_skips_infeasible():
            # utterance 0: labels [1, 1] (needs 3 frames: a blank between); padded with 0.
            # utterance 1: [1, 2, 3, 1] cannot fit in 3 frames -> infeasible.
            "labels": jnp.array([[1, 1, 0, 0], [1, 2, 3, 1]]), "label_len": jnp.array([2, 4])}
-  loss, aux = speech.speech_loss(FixedOutput(logits), batch, jax.random.key(0), False)
+  loss, aux = speech_task.speech_loss(FixedOutput(logits), batch, jax.random.key(0), False)
   assert float(loss) == pytest.approx(brute_force_ctc(lp[0], [1, 1]) / 2, rel=1e-4)
   assert float(aux["infeasible_fraction"]) == 0.5
   # Shorter valid length: only the first frame of utterance 0 counts (emg_len 8 -> 1 frame).
   batch2 = dict(batch, emg_len=jnp.array([16, 24]), labels=jnp.array([[3, 0, 0, 0]] * 2),
                 label_len=jnp.array([1, 1]))
-  loss2, aux2 = speech.speech_loss(FixedOutput(logits), batch2, jax.random.key(0), False)
+  loss2, aux2 = speech_task.speech_loss(FixedOutput(logits), batch2, jax.random.key(0), False)
   expected = (brute_force_ctc(lp[0, :2], [3]) + brute_force_ctc(lp[1], [3])) / 2
   assert float(loss2) == pytest.approx(expected, rel=1e-4)
   assert float(aux2["infeasible_fraction"]) == 0.0
@@ -156,12 +156,13 @@ def test_mfcc_loss_masks_padded_frames():
   target[0, :2] = 2.0    # valid frames: error 4 per value
   target[0, 2:] = 100.0  # padded frames: must not count
   batch = {"emg": jnp.zeros((1, 32, 8)), "emg_len": jnp.array([16]), "mfcc": target}
-  loss, aux = speech.speech_loss(FixedOutput(out, "synthesis"), batch, jax.random.key(0), False)
+  loss, aux = speech_task.speech_loss(FixedOutput(out, "synthesis"), batch, jax.random.key(0),
+                                      False)
   assert float(loss) == pytest.approx(4.0) and float(aux["mfcc_mse"]) == pytest.approx(4.0)
   model = speech.create_speech_model(tiny_config("synthesis"))
   with pytest.raises(ValueError, match=r"mfcc target has shape \(1, 5, 26\), the model outputs "
                                        r"\(1, 4, 26\)"):
-    speech.speech_loss(model, dict(batch, mfcc=np.zeros((1, 5, 26))), jax.random.key(0), False)
+    speech_task.speech_loss(model, dict(batch, mfcc=np.zeros((1, 5, 26))), jax.random.key(0), False)
 
 
 def test_ctc_training_decreases_loss():
@@ -171,16 +172,16 @@ def test_ctc_training_decreases_loss():
   texts = ["ab", "ba c", "cab", "a"]
   labels = np.zeros((4, 4), np.int32)
   for i, text in enumerate(texts):
-    ids = speech.text_to_ids(text)
+    ids = speech_units.text_to_ids(text)
     labels[i, :len(ids)] = ids
   batch = {"emg": rng.normal(size=(4, 64, 8)).astype(np.float32),
            "emg_len": np.array([64, 56, 64, 48]), "labels": labels,
-           "label_len": np.array([len(speech.text_to_ids(t)) for t in texts])}
+           "label_len": np.array([len(speech_units.text_to_ids(t)) for t in texts])}
   optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
 
   @nnx.jit
   def step(model, optimizer, key):
-    grad_fn = nnx.value_and_grad(lambda m: speech.speech_loss(m, batch, key, True),
+    grad_fn = nnx.value_and_grad(lambda m: speech_task.speech_loss(m, batch, key, True),
                                  has_aux=True)
     (loss, _), grads = grad_fn(model)
     optimizer.update(model, grads)
@@ -189,9 +190,9 @@ def test_ctc_training_decreases_loss():
   losses = [float(step(model, optimizer, jax.random.key(i))) for i in range(20)]
   assert all(np.isfinite(losses))
   assert losses[-1] < 0.5 * losses[0], losses
-  eval_loss, aux = speech.speech_loss(model, batch, jax.random.key(0), False)
+  eval_loss, aux = speech_task.speech_loss(model, batch, jax.random.key(0), False)
   assert np.isfinite(float(eval_loss)) and float(aux["infeasible_fraction"]) == 0.0
-  texts_out = speech.transcribe(forward(model, batch["emg"]), batch["emg_len"], beam=4)
+  texts_out = speech_task.transcribe(forward(model, batch["emg"]), batch["emg_len"], beam=4)
   assert len(texts_out) == 4 and all(isinstance(t, str) for t in texts_out)
 
 
@@ -199,9 +200,9 @@ def test_transcribe_greedy_and_beam():
   path = [3, 3, 0, 37, 1, 0, 0, 2]  # "c|a b" -> "c ab"? no: c, |, a, b -> "c ab"
   logits = np.full((1, 8, 38), -10.0, np.float32)
   logits[0, np.arange(8), path] = 10.0
-  assert speech.transcribe(logits, [64]) == ["c ab"]
-  assert speech.transcribe(logits, [64], beam=4) == ["c ab"]
-  assert speech.transcribe(logits, [24]) == ["c"]  # only 3 valid frames
+  assert speech_task.transcribe(logits, [64]) == ["c ab"]
+  assert speech_task.transcribe(logits, [64], beam=4) == ["c ab"]
+  assert speech_task.transcribe(logits, [24]) == ["c"]  # only 3 valid frames
 
 
 # ----------------------------------------------------------------------------- pretrained

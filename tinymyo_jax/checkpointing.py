@@ -9,7 +9,8 @@ Layout of a checkpoint directory (one orbax `CheckpointManager`):
 The model config, including `rope_mode`, travels with every checkpoint.
 Orbax writes each step into a temporary folder and renames it when complete, so a killed save
 never looks finished. A finished step that fails to restore is skipped with a warning in favour
-of the previous one (and moved to `<dir>.unreadable/`); if none restores, `CheckpointError` is raised (never a silent restart).
+of the previous one (and moved to `<dir>.unreadable/`); if none restores, `CheckpointError` is
+raised (never a silent restart).
 """
 
 from __future__ import annotations

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from typing import Any
@@ -34,7 +32,7 @@ from tqdm import tqdm
 
 from data_builders import emg_common, ninapro
 from data_builders.uci_emg import uci_emg_dataset_builder as uci
-from tinymyo_jax import checkpointing, input_pipeline
+from tinymyo_jax import atomic_io, checkpointing, input_pipeline
 from tinymyo_jax.models.tinymyo import create_model
 
 
@@ -355,17 +353,8 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def write_json(result: dict[str, Any], path: str) -> None:
-  """Writes `result` atomically (temp file in the same folder, then rename)."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".json", dir=directory)
-  try:
-    with os.fdopen(fd, "w") as handle:
-      json.dump(result, handle, indent=1)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+  """Writes `result` as JSON atomically."""
+  atomic_io.write_json(path, result, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,15 +60,31 @@ def standardize(x_ct: np.ndarray, mean_c: np.ndarray, std_c: np.ndarray) -> np.n
   return ((x_ct - mean_c[:, None]) / std_c[:, None]).astype(np.float32)
 
 
-def channel_stats(records, max_windows: int = 2048, seed: int = 0) -> dict[str, list[float]]:
-  """Per-channel mean and std over (a seeded sample of) the windows of a split."""
+def channel_stats(records, max_records: int = 2048, seed: int = 0) -> dict[str, list[float]]:
+  """Per-channel mean and std over every sample of (a seeded sample of) the records of a split.
+
+  Each record's "emg" is [C, T]; T may differ between records (windows or whole utterances).
+  Records are merged one at a time (Chan et al.'s pairwise update), so memory stays at one
+  record. A channel without spread gets std 1.
+  """
   n = len(records)
   if n == 0:
     raise ValueError("cannot compute channel statistics of an empty split")
-  idx = np.random.default_rng(seed).permutation(n)[:max_windows]
-  x = np.stack([np.asarray(records[int(i)]["emg"], np.float64) for i in np.sort(idx)])
-  std = x.std(axis=(0, 2))
-  return {"mean": x.mean(axis=(0, 2)).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+  idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_records])
+  count, mean, m2 = 0, 0.0, 0.0
+  for i in idx:
+    x = np.asarray(records[int(i)]["emg"], np.float64)
+    k = x.shape[1]
+    if not k:
+      continue
+    mean_k = x.mean(axis=1)
+    delta = mean_k - mean
+    total = count + k
+    mean = mean + delta * (k / total)
+    m2 = m2 + ((x - mean_k[:, None]) ** 2).sum(axis=1) + delta * delta * (count * k / total)
+    count = total
+  std = np.sqrt(m2 / count)
+  return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
 
 
 def pad_channels(x_ct: np.ndarray, num_channels: int) -> np.ndarray:

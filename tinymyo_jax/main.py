@@ -1,4 +1,5 @@
-"""Entry point: python -m tinymyo_jax.main --config=configs/<pretrain|finetune>.py:<name> --workdir=DIR.
+"""Entry point: `python -m tinymyo_jax.main --config=configs/<pretrain|finetune>.py:<name>
+--workdir=DIR`.
 
 Everything else lives in importable modules (`train.train_and_evaluate`); this file only parses
 flags, sets up logging and multi-host JAX, and prints where the outputs are.

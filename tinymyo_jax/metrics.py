@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from tinymyo_jax import atomic_io
 
 # ----------------------------------------------------------------------------- classification
 
@@ -146,15 +147,8 @@ def save_confusion_png(confusion, class_names: Sequence[str], path: str | os.Pat
   ax.set_title(title)
   fig.tight_layout()
   path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-  os.close(fd)
-  try:
+  with atomic_io.atomic_path(path, suffix=".png") as tmp:
     fig.savefig(tmp, format="png", dpi=100)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
   return path
 
 
@@ -223,7 +217,7 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float | i
 
   CER = sum of character edit distances / sum of reference lengths (spaces count as characters);
   WER = the same over whitespace-separated words. Texts are compared as given: normalise them
-  first (e.g. `tinymyo_jax.models.speech.normalize_text`).
+  first (e.g. `tinymyo_jax.speech_units.normalize_text`).
 
   Returns:
     {"cer", "wer", "char_errors", "chars", "word_errors", "words", "num_utterances"}.
@@ -290,7 +284,7 @@ def ctc_beam_search(log_probs, beam: int = 8, blank: int = 0) -> list[int]:
     nxt: dict[tuple[int, ...], list[float]] = {}
 
     def add(prefix, blank_lp=neg_inf, label_lp=neg_inf):
-      entry = nxt.setdefault(prefix, [neg_inf, neg_inf])
+      entry = nxt.setdefault(prefix, [neg_inf, neg_inf])  # noqa: B023 - used in this frame only
       entry[0] = np.logaddexp(entry[0], blank_lp)
       entry[1] = np.logaddexp(entry[1], label_lp)
 

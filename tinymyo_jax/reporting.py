@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from tinymyo_jax import atomic_io
 
 
 class MetricWriter:
@@ -38,14 +39,8 @@ class MetricWriter:
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-  """Writes JSON to a temp file in the same folder, then renames it into place."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-  with os.fdopen(fd, "w", encoding="utf-8") as f:
-    json.dump(data, f, indent=2, sort_keys=True, default=_jsonable)
-    f.write("\n")
-  os.replace(tmp, path)
+  """Writes a run output (summary.json, ...) atomically: sorted keys, numpy values as lists."""
+  atomic_io.write_json(path, data, sort_keys=True, default=_jsonable)
 
 
 def _jsonable(x):

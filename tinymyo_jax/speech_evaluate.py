@@ -15,7 +15,6 @@ HiFi-GAN vocoder conditioned on these MFCCs loads (`np.load(path).T[None]` gives
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 import jax
@@ -23,8 +22,9 @@ import numpy as np
 import tqdm
 from flax import nnx
 
-from tinymyo_jax import input_pipeline, metrics, speech_pipeline, train
-from tinymyo_jax.models import factory, speech
+from tinymyo_jax import (atomic_io, input_pipeline, metrics, speech_pipeline, speech_task,
+                         speech_units, train)
+from tinymyo_jax.models import factory
 
 
 def _forward_fn(model):
@@ -70,16 +70,13 @@ def _recognition(forward, batches, beam_width: int, out_dir: str) -> dict[str, A
     logits = forward(batch["emg"], batch["emg_len"])[rows]
     lengths = batch["emg_len"][rows]
     refs += list(batch["transcript"][rows])
-    greedy += speech.transcribe(logits, lengths)
-    beam += speech.transcribe(logits, lengths, beam=beam_width)
+    greedy += speech_task.transcribe(logits, lengths)
+    beam += speech_task.transcribe(logits, lengths, beam=beam_width)
   rates_greedy = metrics.error_rates(refs, greedy)
   rates_beam = metrics.error_rates(refs, beam)
   path = os.path.join(out_dir, "transcripts.tsv")
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write("index\treference\tgreedy\tbeam\n")
-    for i, row in enumerate(zip(refs, greedy, beam)):
-      f.write(f"{i}\t" + "\t".join(row) + "\n")
-  os.replace(path + ".tmp", path)
+  atomic_io.write_text(path, "index\treference\tgreedy\tbeam\n" + "".join(
+      f"{i}\t" + "\t".join(row) + "\n" for i, row in enumerate(zip(refs, greedy, beam))))
   scalars = {"cer": rates_beam["cer"], "wer": rates_beam["wer"],
              "cer_greedy": rates_greedy["cer"], "wer_greedy": rates_greedy["wer"]}
   return {"scalars": scalars, "details": {"greedy": rates_greedy, "beam": rates_beam,
@@ -89,27 +86,23 @@ def _recognition(forward, batches, beam_width: int, out_dir: str) -> dict[str, A
 
 def _synthesis(forward, batches, grid, out_dir: str) -> dict[str, Any]:
   final = os.path.join(out_dir, "mfcc_pred")
-  scratch = final + ".tmp"
-  shutil.rmtree(scratch, ignore_errors=True)
-  os.makedirs(scratch)
   sq_err = count = sq_err_model = count_model = 0.0
   index = 0
-  for batch in tqdm.tqdm(batches, desc="test (MFCC)", unit="batch", leave=False):
-    rows = _real_rows(batch)
-    out = forward(batch["emg"], batch["emg_len"])
-    for i in rows:
-      frames = speech.output_length(int(batch["emg_len"][i]))
-      pred = out[i, :frames]
-      sq_err_model += float(np.sum((pred - batch["mfcc"][i, :frames]) ** 2))
-      count_model += pred.size
-      ref = batch["mfcc_ref"][i]
-      corpus = speech_pipeline.to_corpus_frames(pred, len(ref), grid)
-      sq_err += float(np.sum((corpus - ref) ** 2))
-      count += ref.size
-      np.save(os.path.join(scratch, f"{index:05d}.npy"), corpus)
-      index += 1
-  shutil.rmtree(final, ignore_errors=True)
-  os.replace(scratch, final)
+  with atomic_io.atomic_dir(final) as scratch:
+    for batch in tqdm.tqdm(batches, desc="test (MFCC)", unit="batch", leave=False):
+      rows = _real_rows(batch)
+      out = forward(batch["emg"], batch["emg_len"])
+      for i in rows:
+        frames = speech_units.output_length(int(batch["emg_len"][i]))
+        pred = out[i, :frames]
+        sq_err_model += float(np.sum((pred - batch["mfcc"][i, :frames]) ** 2))
+        count_model += pred.size
+        ref = batch["mfcc_ref"][i]
+        corpus = speech_pipeline.to_corpus_frames(pred, len(ref), grid)
+        sq_err += float(np.sum((corpus - ref) ** 2))
+        count += ref.size
+        np.save(os.path.join(scratch, f"{index:05d}.npy"), corpus)
+        index += 1
   scalars = {"mfcc_mse": sq_err / count, "mfcc_mse_model_grid": sq_err_model / count_model}
   return {"scalars": scalars, "details": dict(scalars), "predictions": final,
           "num_examples": index}

@@ -5,7 +5,7 @@ Records (`gaddy_silent_speech`): `emg` float32 [C, T] at 1 kHz, `transcript` byt
 Batches (channels last, as `SpeechModel` takes them):
   "emg" [B, T_pad, C] float32, zero after "emg_len" [B] int32 valid samples; T_pad is the longest
     utterance of the batch rounded up to a multiple of `bucket` (one compiled shape per bucket);
-  recognition: "labels" [B, U] int32 character ids (`speech.text_to_ids`) padded with 0 after
+  recognition: "labels" [B, U] int32 character ids (`units.text_to_ids`) padded with 0 after
     "label_len" [B]; U = max(T_pad / 16, longest label rounded up to 16);
   synthesis: "mfcc" [B, T_pad / 8, 26] float32, the corpus MFCCs linearly interpolated onto the
     model's frame grid (frame f covers samples [8 f, 8 f + 8)), valid for ceil(emg_len / 8) frames.
@@ -24,28 +24,12 @@ import grain
 import numpy as np
 
 from tinymyo_jax import input_pipeline
-from tinymyo_jax.models import speech
+from tinymyo_jax import speech_units as units
 
 DEFAULT_BUCKET = 1000  # samples: 1 s at 1 kHz
 NORMALIZATIONS = ("standardize", "none")
 MFCC_GRID = (10, 25)  # (hop, frame) of the corpus MFCCs in EMG samples at 1 kHz
-
-
-def channel_stats(records, max_utterances: int = 512, seed: int = 0) -> dict[str, list[float]]:
-  """Per-channel mean and std over every sample of (a seeded sample of) the utterances."""
-  n = len(records)
-  if n == 0:
-    raise ValueError("cannot compute channel statistics of an empty split")
-  idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_utterances])
-  total = total_sq = count = 0.0
-  for i in idx:
-    x = np.asarray(records[int(i)]["emg"], np.float64)
-    total = total + x.sum(axis=1)
-    total_sq = total_sq + (x * x).sum(axis=1)
-    count += x.shape[1]
-  mean = total / count
-  std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
-  return {"mean": mean.tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+STATS_UTTERANCES = 512  # utterances sampled for `input_pipeline.channel_stats`
 
 
 def mfcc_grid(metadata: dict) -> tuple[int, int]:
@@ -63,7 +47,7 @@ def to_model_frames(mfcc_f26: np.ndarray, num_frames: int, grid=MFCC_GRID) -> np
   outside the corpus span take the nearest corpus frame.
   """
   hop, frame = grid
-  pos = (speech.DOWNSAMPLE * np.arange(num_frames) + (speech.DOWNSAMPLE - 1) / 2
+  pos = (units.DOWNSAMPLE * np.arange(num_frames) + (units.DOWNSAMPLE - 1) / 2
          - (frame - 1) / 2) / hop
   return _interp_rows(np.asarray(mfcc_f26, np.float32), pos)
 
@@ -72,7 +56,7 @@ def to_corpus_frames(frames_f26: np.ndarray, num_corpus_frames: int, grid=MFCC_G
   """Inverse of `to_model_frames`: model-grid frames -> the corpus's 10 ms MFCC grid."""
   hop, frame = grid
   pos = (hop * np.arange(num_corpus_frames) + (frame - 1) / 2
-         - (speech.DOWNSAMPLE - 1) / 2) / speech.DOWNSAMPLE
+         - (units.DOWNSAMPLE - 1) / 2) / units.DOWNSAMPLE
   return _interp_rows(np.asarray(frames_f26, np.float32), pos)
 
 
@@ -89,16 +73,16 @@ class PrepareUtterance(grain.transforms.RandomMap):
 
   def __init__(self, task: str, normalization: str, stats: dict | None, *, max_len: int,
                train: bool, grid=MFCC_GRID, with_reference: bool = False):
-    if task not in speech.TASKS:
-      raise ValueError(f"unknown speech task {task!r}; expected one of {speech.TASKS}")
+    if task not in units.TASKS:
+      raise ValueError(f"unknown speech task {task!r}; expected one of {units.TASKS}")
     if normalization not in NORMALIZATIONS:
       raise ValueError(f"speech normalization must be one of {NORMALIZATIONS}, got "
                        f"{normalization!r}")
     if normalization == "standardize" and not stats:
       raise ValueError("normalization 'standardize' needs channel statistics (mean, std)")
-    if max_len < 0 or max_len % speech.DOWNSAMPLE:
+    if max_len < 0 or max_len % units.DOWNSAMPLE:
       raise ValueError(f"max_len must be 0 (no cropping) or a positive multiple of "
-                       f"{speech.DOWNSAMPLE}, got {max_len}")
+                       f"{units.DOWNSAMPLE}, got {max_len}")
     self.task, self.train, self.max_len, self.grid = task, train, max_len, grid
     self.with_reference = with_reference
     self.stats = stats and (np.asarray(stats["mean"], np.float32),
@@ -116,20 +100,20 @@ class PrepareUtterance(grain.transforms.RandomMap):
     if self.task == "recognition":
       text = record["transcript"]
       text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-      out["labels"] = np.asarray(speech.text_to_ids(text), np.int32)
+      out["labels"] = np.asarray(units.text_to_ids(text), np.int32)
       if self.with_reference:
-        out["transcript"] = speech.normalize_text(text)
+        out["transcript"] = units.normalize_text(text)
     else:
       mfcc = np.asarray(record["mfcc"], np.float32)
-      out["mfcc"] = to_model_frames(mfcc, speech.output_length(x.shape[0]), self.grid)
+      out["mfcc"] = to_model_frames(mfcc, units.output_length(x.shape[0]), self.grid)
       if self.with_reference:
         out["mfcc_ref"] = mfcc
       if self.train and self.max_len and x.shape[0] > self.max_len:
-        start = speech.DOWNSAMPLE * int(rng.integers(
-            0, (x.shape[0] - self.max_len) // speech.DOWNSAMPLE + 1))
+        start = units.DOWNSAMPLE * int(rng.integers(
+            0, (x.shape[0] - self.max_len) // units.DOWNSAMPLE + 1))
         x = x[start:start + self.max_len]
-        first = start // speech.DOWNSAMPLE
-        out["mfcc"] = out["mfcc"][first:first + self.max_len // speech.DOWNSAMPLE]
+        first = start // units.DOWNSAMPLE
+        out["mfcc"] = out["mfcc"][first:first + self.max_len // units.DOWNSAMPLE]
     out["emg"] = x
     return out
 
@@ -152,13 +136,13 @@ def collate(examples: Sequence[dict], *, bucket: int, rows: int | None = None) -
   batch = {"emg": emg, "emg_len": np.array(lengths + [0] * (rows - n), np.int32)}
   if "labels" in examples[0]:
     label_lens = [len(e["labels"]) for e in examples]
-    u = max(speech.output_length(t_pad) // 2, _round_up(max(label_lens + [1]), 16))
+    u = max(units.output_length(t_pad) // 2, _round_up(max(label_lens + [1]), 16))
     labels = np.zeros((rows, u), np.int32)
     for i, e in enumerate(examples):
       labels[i, :label_lens[i]] = e["labels"]
     batch.update(labels=labels, label_len=np.array(label_lens + [0] * (rows - n), np.int32))
   if "mfcc" in examples[0]:
-    mfcc = np.zeros((rows, speech.output_length(t_pad), examples[0]["mfcc"].shape[1]), np.float32)
+    mfcc = np.zeros((rows, units.output_length(t_pad), examples[0]["mfcc"].shape[1]), np.float32)
     for i, e in enumerate(examples):
       frames = min(len(e["mfcc"]), mfcc.shape[1])
       mfcc[i, :frames] = e["mfcc"][:frames]
@@ -180,12 +164,12 @@ def make_dataset(sources: Sequence[input_pipeline.Source], split: str, *, data_d
 
   train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, every
   batch padded to `batch_size` rows (empty rows have emg_len 0). `batch_size` is per process.
-  `stats` holds one dict (from `channel_stats` on the training split) for 'standardize'.
+  `stats` holds one dict (`input_pipeline.channel_stats` of the training split) for 'standardize'.
   """
   if len(sources) != 1:
     raise ValueError(f"speech tasks read exactly one corpus, got {len(sources)} sources")
-  if bucket < speech.DOWNSAMPLE or bucket % speech.DOWNSAMPLE:
-    raise ValueError(f"bucket must be a positive multiple of {speech.DOWNSAMPLE} samples, got "
+  if bucket < units.DOWNSAMPLE or bucket % units.DOWNSAMPLE:
+    raise ValueError(f"bucket must be a positive multiple of {units.DOWNSAMPLE} samples, got "
                      f"{bucket}")
   source = sources[0]
   recs = records[0] if records is not None else input_pipeline.load_source(source, split,

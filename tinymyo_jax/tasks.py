@@ -15,6 +15,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from tinymyo_jax.quant import fake_quant, graph
+
 TASK_TYPES = ("classification", "regression")
 
 
@@ -43,18 +45,16 @@ def qat_classification_loss(model, batch, key, train: bool, *, scales: dict, qcf
                             label_smoothing: float = 0.0):
   """`classification_loss` on the GAP9 pipeline's fake-quantised forward (STE, no dropout)."""
   del key, train
-  from export.gap9 import quantize
   params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-  logits = quantize.qat_forward(params, model.config, batch["emg"], scales, qcfg)
+  logits = fake_quant.qat_forward(params, model.config, batch["emg"], scales, qcfg)
   return _cross_entropy(logits, batch["label"], label_smoothing)
 
 
 def quant_config(config):
-  """`config.quant` as an `export.gap9.quantize.QuantConfig` (errors name the config field)."""
-  from export.gap9 import quantize
+  """`config.quant` as a `fake_quant.QuantConfig` (errors name the config field)."""
   q = config.quant
   try:
-    return quantize.QuantConfig(weights=q.weights, scales=q.scales, activations=q.activations,
+    return fake_quant.QuantConfig(weights=q.weights, scales=q.scales, activations=q.activations,
                                 percentile=q.percentile)
   except ValueError as e:
     raise ValueError(f"config.quant: {e}") from None
@@ -64,10 +64,9 @@ def qat_loss_fn(config, model_cfg, params, train_batches, saved: dict | None = N
   """(loss_fn, meta) of quantisation-aware fine-tuning (`config.quant.qat`).
 
   Activation scales come from `saved` (the meta of the checkpoint being resumed) or are
-  calibrated once, as `export.gap9.quantize` does, on `config.quant.calib_batches` batches of
+  calibrated once, as the GAP9 PTQ does, on `config.quant.calib_batches` batches of
   `train_batches` with `params`; they stay fixed while the weights are quantised on the fly.
   """
-  from export.gap9 import graph, quantize
   graph.check_deployable(model_cfg)  # the task itself is checked by `configs.common.validate`
   qcfg = quant_config(config)
   if saved:
@@ -75,8 +74,8 @@ def qat_loss_fn(config, model_cfg, params, train_batches, saved: dict | None = N
   else:
     x = np.concatenate([np.asarray(b["emg"]) for b in
                         itertools.islice(train_batches, config.quant.calib_batches)])
-    ranges = quantize.calibrate(jax.device_get(params), model_cfg, x, qcfg)
-    scales, windows = quantize.activation_scales(ranges, qcfg), len(x)
+    ranges = fake_quant.calibrate(jax.device_get(params), model_cfg, x, qcfg)
+    scales, windows = fake_quant.activation_scales(ranges, qcfg), len(x)
   loss = functools.partial(qat_classification_loss,
                            scales={k: np.float32(v) for k, v in scales.items()}, qcfg=qcfg,
                            label_smoothing=config.finetune.label_smoothing)
@@ -103,8 +102,8 @@ def loss_fn(config):
   if config.task == "regression":
     return functools.partial(regression_loss, frozen_encoder=frozen)
   if config.task in ("speech_recognition", "speech_synthesis"):
-    from tinymyo_jax.models import speech
-    return speech.speech_loss  # the model's config says recognition or synthesis
+    from tinymyo_jax import speech_task
+    return speech_task.speech_loss  # the model's config says recognition or synthesis
   raise ValueError(f"unknown task type {config.task!r}; expected 'pretrain' or one of "
                    f"{TASK_TYPES + ('speech_recognition', 'speech_synthesis')}")
 

@@ -127,11 +127,10 @@ def input_stats(config, sources) -> list[dict] | None:
   """Per-source channel statistics of the training split, when the normalization needs them."""
   if config.data.normalization != "standardize":
     return None
-  stats_fn = (speech_pipeline.channel_stats if config.task in SPEECH_TASKS
-              else input_pipeline.channel_stats)
-  return [stats_fn(input_pipeline.load_source(s, s.train_split(config.data.train_split),
-                                             config.data.data_dir))
-          for s in sources]
+  limit = speech_pipeline.STATS_UTTERANCES if config.task in SPEECH_TASKS else 2048
+  return [input_pipeline.channel_stats(
+      input_pipeline.load_source(s, s.train_split(config.data.train_split), config.data.data_dir),
+      max_records=limit) for s in sources]
 
 
 def dataset_fn(config, sources, batch_size: int, stats):

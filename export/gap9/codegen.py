@@ -23,7 +23,8 @@ from configs import finetune as finetune_configs
 from export import tasks
 from export.gap9 import plan as plan_lib
 from export.gap9 import qdq_onnx
-from export.gap9.quantize import QuantizedModel
+from export.gap9.quantized_model import QuantizedModel
+from tinymyo_jax import atomic_io
 
 C_DIR = Path(__file__).resolve().parent / "c"
 CFLAGS = ["-O2", "-Wall", "-Werror", "-std=c11"]
@@ -210,7 +211,7 @@ void tinymyo_run(const int8_t *input, int16_t *logits, tinymyo_dump_fn dump);
 """
 
 
-MAIN_HOST = r"""/* Host driver: tinymyo_host INPUT.bin [DUMP_DIR] [REPEAT] -> prints the int16 logits. */
+MAIN_HOST = r"""/* Host driver: tinymyo_host INPUT.bin [DUMP_DIR] [REPEAT]; prints int16 logits. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,7 +232,10 @@ static void dump(const char *layer, const void *data, int bytes) {
 int main(int argc, char **argv) {
   static int8_t input[TINYMYO_CHANNELS * TINYMYO_SAMPLES];
   int16_t logits[TINYMYO_CLASSES];
-  if (argc < 2) { fprintf(stderr, "usage: %s INPUT.bin [DUMP_DIR|-] [REPEAT]\n", argv[0]); return 1; }
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s INPUT.bin [DUMP_DIR|-] [REPEAT]\n", argv[0]);
+    return 1;
+  }
   FILE *f = fopen(argv[1], "rb");
   if (!f || fread(input, 1, sizeof input, f) != sizeof input) { perror(argv[1]); return 1; }
   fclose(f);
@@ -241,7 +245,8 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (int r = 0; r < repeat; r++) tinymyo_run(input, logits, dump_dir ? dump : NULL);
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  for (int k = 0; k < TINYMYO_CLASSES; k++) printf("%d%c", logits[k], k + 1 < TINYMYO_CLASSES ? ' ' : '\n');
+  for (int k = 0; k < TINYMYO_CLASSES; k++)
+    printf("%d%c", logits[k], k + 1 < TINYMYO_CLASSES ? ' ' : '\n');
   fprintf(stderr, "seconds_per_run %.6f\n",
           ((t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec)) / repeat);
   return 0;
@@ -259,15 +264,15 @@ tinymyo_host: $(SRC) network.h network_data.h kernels.h target.h
 
 
 def generate(qm: QuantizedModel, out_dir: str | Path, **plan_kwargs) -> plan_lib.Plan:
-  """Writes the C project for `qm` into out_dir (built in a temp dir, renamed at the end)."""
+  """Writes the C project for `qm` into out_dir (atomically: built in a temp dir, then renamed)."""
   out_dir = Path(out_dir)
   num_samples = int(qm.tensors["num_samples"])
   consts = sum(v.nbytes for k, v in qm.tensors.items()
                if k.endswith((".g", ".b", ".lut")) and not k.startswith(("embed", "head"))
                and ".qkv" not in k and ".fc" not in k and ".proj" not in k)
   plan = plan_lib.make_plan(qm.config, num_samples, const_bytes=consts, **plan_kwargs)
-  tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-  try:
+  with atomic_io.atomic_dir(out_dir) as tmp_dir:
+    tmp = Path(tmp_dir)
     for name in ("kernels.c", "kernels.h", "target.h"):
       shutil.copy(C_DIR / name, tmp / name)
     (tmp / "weights.c").write_text(emit_weights(qm, plan))
@@ -279,12 +284,6 @@ def generate(qm: QuantizedModel, out_dir: str | Path, **plan_kwargs) -> plan_lib
     (tmp / "plan.md").write_text(plan.table() + "\n")
     qm.save(tmp / "quant.npz")
     qdq_onnx.save(qdq_onnx.build(qm), tmp / "model_qdq.onnx")
-    if out_dir.exists():
-      shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return plan
 
 
@@ -338,11 +337,12 @@ def expected_dumps(plan: plan_lib.Plan, trace: dict, index: int = 0) -> dict:
 
 
 def main(argv=None):
+  from export.gap9 import model_io
   from export.gap9 import quantize as q
   from export.gap9.windows import load_windows
   from tinymyo_jax.checkpointing import CheckpointError
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  q.add_model_args(parser)
+  model_io.add_model_args(parser)
   parser.add_argument("--task", default=None,
                       help=f"check the checkpoint against this task (default: its own head); "
                            f"one of {list(GAP9_TASKS)}")
@@ -352,7 +352,7 @@ def main(argv=None):
   parser.add_argument("--l2_bytes", type=int, default=plan_lib.L2_BYTES)
   args = parser.parse_args(argv)
   try:
-    params, config, spec = q.load_model_arg(args)
+    params, config, spec = model_io.load_model_arg(args)
     check_task(args.task, config)
     x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec,
                             zip_path=args.uci_zip)

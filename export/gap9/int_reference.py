@@ -21,7 +21,8 @@ Operators (bit widths; rounding; saturation):
   z = rshift_round(-d * m_sm, sh_sm) in units of 2^-12 nat; exp(-z) = EXP_HI[z >> 12] (Q24; 0 when
   z >> 12 > 20) times EXP_MID[(z >> 6) & 63] then EXP_LO[z & 63] (both Q15), each product
   rshift_round 15 -> Q24 (uint32); sum (int64);
-  inv = floor(2^56 / sum); p = rshift_round(rshift_round(e * inv, 24) * 255, 32): uint8, scale 1/255.
+  inv = floor(2^56 / sum); p = rshift_round(rshift_round(e * inv, 24) * 255, 32): uint8,
+  scale 1/255.
 - P.V: uint8 x int8 -> int32, requant to int8.
 - GELU: a 256-entry int8 lookup table indexed by the int8 input (exact rounding of erf-GELU).
 - residual add: y = clamp(rshift_round(a * m_a + b * m_b, sh)), one shift for both inputs.
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.gap9.quantize import QuantizedModel
+from export.gap9.quantized_model import QuantizedModel
 
 
 def rshift_round(v, s):

@@ -1,13 +1,15 @@
-"""Loading the classifier to deploy: an orbax checkpoint dir, or the official safetensors fixture."""
+"""Loads the classifier to deploy: an orbax checkpoint dir, or the official safetensors fixture;
+the command-line flags that name it."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 from flax import nnx
 
-from export.gap9.windows import InputSpec
+from export.gap9.windows import UCI_ZIP, InputSpec
 from tinymyo_jax.checkpointing import load_params
 from tinymyo_jax.models.tinymyo import ModelConfig, create_model, decode_variant
 
@@ -58,6 +60,28 @@ def load_official_classifier(path: str | Path, rope_mode: str = "released",
       "head": {"classifier": lin("model_head.classifier")}}
   params = {k: v for k, v in params.items()}
   return pure_params(config, _as_np(params)), config
+
+
+def load_model_arg(args):
+  """(params, config, windows.InputSpec) from --ckpt, or --safetensors (released layout)."""
+  if args.ckpt:
+    return load_checkpoint(args.ckpt)
+  if args.safetensors:
+    return (*load_official_classifier(args.safetensors, rope_mode=args.rope_mode), InputSpec())
+  raise SystemExit("pass --ckpt CKPT_DIR (or --safetensors FILE for the released layout)")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+  """The model and data flags shared by the GAP9 command lines (see `load_model_arg`)."""
+  parser.add_argument("--ckpt", help="checkpoint dir readable by tinymyo_jax.checkpointing")
+  parser.add_argument("--safetensors", help="released-layout classifier .safetensors")
+  parser.add_argument("--rope_mode", default="released", help="with --safetensors only")
+  parser.add_argument("--data_dir", help="prepared TFDS dir with uci_emg (else --uci_zip)")
+  parser.add_argument("--uci_zip", default=str(UCI_ZIP),
+                      help="UCI-EMG zip to cut windows from without --data_dir (default: the "
+                           "bundled 10-subject sample)")
+  parser.add_argument("--calib", type=int, default=256, help="calibration windows (train split)")
+  parser.add_argument("--test_limit", type=int, default=None)
 
 
 def _as_np(tree):

@@ -81,9 +81,11 @@ class Plan:
       tile = " ".join(f"{k}={v}" for k, v in op.tile.items())
       lines.append(f"| {i} | {op.name} | {op.kind} | {tile} | {op.l1_bytes} | "
                    f"{op.weight_bytes} | {op.macs} |")
+    weights = (f"2 weight slabs of {self.slab_bytes}" if self.stream_weights
+               else "resident weights")
     lines += ["", f"L1 peak {max(o.l1_bytes for o in self.ops)} B of {self.l1_bytes} B; "
               f"L2 peak {self.l2_peak} B of {self.l2_budget} B (arena {self.arena_bytes}, "
-              f"{'2 weight slabs of ' + str(self.slab_bytes) if self.stream_weights else 'resident weights'}"
+              f"{weights}"
               f", constants {self.const_bytes}); L3 weights {self.weights_l3_bytes} B"]
     return "\n".join(lines)
 

@@ -10,22 +10,22 @@ step of the float ones). GELU is the exact Erf form; `time` RoPE uses constant f
 tables; `released` RoPE is left out (a no-op in q.k). Opset 21 (the first with int16 QDQ).
 
 `python -m export.gap9.qdq_onnx --ckpt CKPT --data_dir DIR --calib N --out FILE.onnx`
-calibrates like `export.gap9.quantize` and writes the file (checked with `onnx.checker`).
+calibrates like `export.gap9.ptq_report` and writes the file (checked with `onnx.checker`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.gap9 import graph
 from export.gap9 import quantize as q
+from export.gap9.quantized_model import QuantizedModel
+from tinymyo_jax import atomic_io
+from tinymyo_jax.quant import fake_quant, graph
 
 OPSET = 21  # int16 QuantizeLinear / DequantizeLinear need opset 21
 INPUT = "emg"
@@ -66,7 +66,7 @@ class _Exporter:
   pair across the layout operator and emit a QuantizeLinear it cannot load, issue #25526.)
   """
 
-  def __init__(self, qm: q.QuantizedModel):
+  def __init__(self, qm: QuantizedModel):
     graph.check_deployable(qm.config)
     self.qm, self.c, self.t = qm, qm.config, qm.tensors
     self.g = _Builder()
@@ -91,7 +91,7 @@ class _Exporter:
     """x @ DQ(int8 W) + DQ(int32 b), before the output point."""
     t = self.t
     s_w = np.asarray(t[f"{name}.s_w"], np.float64)
-    s_b = self.qm.scales[q.linear_input(name, self.c)] * s_w
+    s_b = self.qm.scales[fake_quant.linear_input(name, self.c)] * s_w
     per_channel = self.qm.qcfg.weights == "per_channel"
     pick = (lambda v: v) if per_channel else (lambda v: v[0])  # noqa: E731
     w = self.dequantize(f"{name}.w", t[f"{name}.w"], pick(s_w), 1 if per_channel else None)
@@ -217,7 +217,7 @@ class _Exporter:
     return model
 
 
-def build(qm: q.QuantizedModel) -> onnx.ModelProto:
+def build(qm: QuantizedModel) -> onnx.ModelProto:
   """The QDQ ONNX model of `qm`, checked with `onnx.checker` (full check)."""
   model = _Exporter(qm).model()
   onnx.checker.check_model(model, full_check=True)
@@ -225,16 +225,10 @@ def build(qm: q.QuantizedModel) -> onnx.ModelProto:
 
 
 def save(model: onnx.ModelProto, path: str | Path) -> Path:
-  """Writes the model via a temporary file in the same directory, renamed at the end."""
+  """Writes the model atomically."""
   path = Path(path)
-  fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-  os.close(fd)
-  try:
+  with atomic_io.atomic_path(path, suffix=".onnx") as tmp:
     onnx.save(model, tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    Path(tmp).unlink(missing_ok=True)
-    raise
   return path
 
 
@@ -256,13 +250,14 @@ def predict(sess, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
 
 
 def main(argv=None):
+  from export.gap9 import model_io
   from export.gap9.windows import load_windows
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  q.add_model_args(parser)
+  model_io.add_model_args(parser)
   parser.add_argument("--recipe", default="per_channel+percentile", choices=sorted(q.RECIPES))
   parser.add_argument("--out", required=True, help="output .onnx file")
   args = parser.parse_args(argv)
-  params, config, spec = q.load_model_arg(args)
+  params, config, spec = model_io.load_model_arg(args)
   x_cal, _ = load_windows("train", data_dir=args.data_dir, limit=args.calib, spec=spec,
                           zip_path=args.uci_zip)
   qm = q.quantize(params, config, x_cal, q.RECIPES[args.recipe])

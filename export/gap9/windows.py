@@ -57,7 +57,7 @@ class InputSpec:
   dataset: str = "uci_emg"
 
   @classmethod
-  def from_meta(cls, meta: dict, num_channels: int | None = None) -> "InputSpec":
+  def from_meta(cls, meta: dict, num_channels: int | None = None) -> InputSpec:
     """Spec from a checkpoint's meta; the default spec when it records no normalisation."""
     norm = meta.get("normalization")
     if not norm:

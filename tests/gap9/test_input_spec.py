@@ -1,4 +1,4 @@
-"""The GAP9 tools normalise windows as the checkpoint was trained (meta), else per-window z-score."""
+"""GAP9 tools normalise windows as the checkpoint was trained (meta), else per-window z-score."""
 
 import numpy as np
 import pytest

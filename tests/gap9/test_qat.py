@@ -12,24 +12,25 @@ from export.gap9 import quantize as q
 from export.gap9.model_io import pure_params
 from tinymyo_jax import checkpointing, reporting, steps, tasks, train
 from tinymyo_jax.models.tinymyo import create_model
+from tinymyo_jax.quant import fake_quant
 
 
 @pytest.fixture(scope="module")
 def calibrated(make_config, calib_windows):
   config = make_config()
   params = pure_params(config, seed=1)
-  qcfg = q.QuantConfig()
+  qcfg = fake_quant.QuantConfig()
   x = calib_windows[:8, :, :200]  # 1 s crops at 200 Hz grid length: 80 tokens
-  scales = q.activation_scales(q.calibrate(params, config, x, qcfg), qcfg)
+  scales = fake_quant.activation_scales(fake_quant.calibrate(params, config, x, qcfg), qcfg)
   return params, config, qcfg, scales
 
 
 def test_ste_params_equal_the_ptq_fake_quant_params(calibrated):
   params, config, qcfg, scales = calibrated
   want = q.fake_quant_params(params, q.build(params, config, scales, qcfg))
-  got = q.ste_params(params, config, scales, qcfg)
-  for name, lin in q.linear_layers(got, config.num_layers):
-    ref = dict(q.linear_layers(want, config.num_layers))[name]
+  got = fake_quant.ste_params(params, config, scales, qcfg)
+  for name, lin in fake_quant.linear_layers(got, config.num_layers):
+    ref = dict(fake_quant.linear_layers(want, config.num_layers))[name]
     np.testing.assert_allclose(lin["kernel"], ref["kernel"], rtol=1e-6, atol=1e-9, err_msg=name)
     np.testing.assert_allclose(lin["bias"], ref["bias"], rtol=1e-5, atol=1e-9, err_msg=name)
   # 127 levels per column at most: the kernels are on their int8 grid
@@ -44,7 +45,7 @@ def test_ste_gradients_are_finite_and_reach_every_layer(calibrated, test_windows
   scales = {k: np.float32(v) for k, v in scales.items()}
 
   def loss(p):
-    logits = q.qat_forward(p, config, jnp.asarray(x), scales, qcfg)
+    logits = fake_quant.qat_forward(p, config, jnp.asarray(x), scales, qcfg)
     return optax.softmax_cross_entropy_with_integer_labels(logits, jnp.asarray(y)).mean()
 
   grads = jax.jit(jax.grad(loss))(params)

@@ -9,9 +9,10 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from export.gap9 import graph, qdq_onnx
+from export.gap9 import qdq_onnx
 from export.gap9 import quantize as q
 from export.gap9.model_io import pure_params
+from tinymyo_jax.quant import fake_quant, graph
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_weights_are_the_pipeline_integers_per_channel(exported):
     np.testing.assert_array_equal(b, qm.tensors[f"{name}.b"])
     s_w = qm.tensors[f"{name}.s_w"]
     np.testing.assert_array_equal(inits[f"{name}.w_scale"], s_w.astype(np.float32))
-    s_in = qm.scales[q.linear_input(name, config)]
+    s_in = qm.scales[fake_quant.linear_input(name, config)]
     np.testing.assert_array_equal(inits[f"{name}.b_scale"], (s_in * s_w).astype(np.float32))
     assert helper.get_node_attr_value(dq[f"{name}.w_dq"], "axis") == 1
     assert helper.get_node_attr_value(dq[f"{name}.b_dq"], "axis") == 0
@@ -102,7 +103,7 @@ def _with_point_outputs(model, names):
 def _fake_quant_points(params, config, qm, x):
   """Dequantised value of every point of the fake-quant JAX model, in ONNX layouts."""
   scales = {k: np.float32(v) for k, v in qm.scales.items()}
-  fq, record = q.fake_quant_point(scales), {}
+  fq, record = fake_quant.fake_quant_point(scales), {}
 
   def point(name, t):
     record[name] = fq(name, t)

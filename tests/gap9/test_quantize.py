@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from export.gap9 import graph
 from export.gap9 import int_reference as ref
 from export.gap9 import quantize as q
+from export.gap9.quantized_model import QuantizedModel
 from export.gap9.model_io import load_official_classifier, pure_params
 from export.gap9.windows import zscore_windows
+from tinymyo_jax.quant import fake_quant, graph
 from tests.conftest import FIXTURES, need_shared
 
 
@@ -29,7 +30,7 @@ def test_requant_params_reproduce_multiplier():
 def test_pow2_recipe_gives_shift_only_requant(calib_windows, make_config):
   config = make_config()
   qm = q.quantize(pure_params(config, seed=1), config, calib_windows,
-                  q.QuantConfig(scales="pow2"))
+                  fake_quant.QuantConfig(scales="pow2"))
   for key, value in qm.tensors.items():
     # pooling (1/count) and P.V (probabilities in steps of 1/255) keep a real multiplier
     if key.endswith(".m") and key != "pool.m" and not key.endswith(".pv.m"):
@@ -72,13 +73,13 @@ def test_isqrt_is_exact_floor():
 
 def test_empty_calibration_set_is_rejected(make_config):
   config = make_config()
-  with pytest.raises(q.CalibrationError, match=r"empty \(0 windows\)"):
+  with pytest.raises(fake_quant.CalibrationError, match=r"empty \(0 windows\)"):
     q.quantize(pure_params(config), config, np.zeros((0, 8, 1000), np.float32))
 
 
 def test_all_zero_calibration_set_is_rejected(make_config):
   config = make_config()
-  with pytest.raises(q.CalibrationError, match=r"3 windows.*all zeros.*'input'"):
+  with pytest.raises(fake_quant.CalibrationError, match=r"3 windows.*all zeros.*'input'"):
     q.quantize(pure_params(config), config, np.zeros((3, 8, 1000), np.float32))
 
 
@@ -91,7 +92,7 @@ def test_unsupported_operator_is_named(make_config):
 def test_saved_model_round_trips(tmp_path, quantized):
   _, _, qm = quantized
   qm.save(tmp_path / "m.npz")
-  back = q.QuantizedModel.load(tmp_path / "m.npz")
+  back = QuantizedModel.load(tmp_path / "m.npz")
   assert back.config == qm.config and back.scales == qm.scales
   assert all(np.array_equal(back.tensors[k], v) for k, v in qm.tensors.items())
   assert not list(tmp_path.glob("*.tmp*"))

@@ -2,9 +2,10 @@
 
 Layout as unzipped from the publisher's zips: `DB6_s<N>_a/` holds days 1-3, `DB6_s<N>_b/` days
 4-5, files `S<N>_D<day>_T<time>.mat`, plus a stray `.DS_Store` as in the real zips. Each file: raw
-grasp 3 (subjects 1, 9) or 11 (subject 7), 12 repetitions; a repetition is 1000 samples of grasp then 1000 of rest
-(one 1000-sample window each), after a leading 1000-sample rest. `emg` is single [T, 16] in volts
-with columns 8 and 9 all zero; label vectors are 3 samples shorter than `emg` (a DB6 quirk).
+grasp 3 (subjects 1, 9) or 11 (subject 7), 12 repetitions; a repetition is 1000 samples of grasp
+then 1000 of rest (one 1000-sample window each), after a leading 1000-sample rest. `emg` is single
+[T, 16] in volts with columns 8 and 9 all zero; label vectors are 3 samples shorter than `emg`
+(a DB6 quirk).
 Subjects 1 (day 1 am), 7 (day 4 pm) and 9 (day 5 am) give one file per split of `by_subject`.
 
   python data_builders/ninapro_db6/dummy_data/make_dummy_data.py

@@ -68,7 +68,7 @@ def recording_text(rng: np.random.Generator, cycles: int) -> str:
 
 def main() -> None:
   rng = np.random.default_rng(20160322)
-  for subject, series, cycles, name in RECORDINGS:
+  for subject, _series, cycles, name in RECORDINGS:
     path = OUT_DIR / f"{subject:02d}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(recording_text(rng, cycles).encode("ascii"))

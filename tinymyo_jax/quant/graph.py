@@ -2,14 +2,14 @@
 
 The same function serves three purposes, chosen by the `point` callback it receives:
 float inference (`identity_point`), calibration (a recorder of activation statistics) and
-fake-quantised inference (quantise-dequantise at every point, see `quantize.FakeQuant`).
-The points are exactly the int8 tensors of the integer pipeline (`int_reference.py`), so the
-three paths cut the network at the same places.
+fake-quantised inference (quantise-dequantise at every point, `fake_quant.fake_quant_point`).
+The points are exactly the int8 tensors of the integer pipeline (`export/gap9/int_reference.py`),
+so the three paths cut the network at the same places.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
