@@ -12,6 +12,8 @@ Presets:
            myo_readings, myodisco, ciil; ~90 people, 8 ch x 200 samples = 1 s at 200 Hz), no
            UCI recording; weights ~ sqrt(hours); masked loss logged per corpus and on the UCI
            validation subjects (`data.eval_sources`), so one checkpoint serves every UCI split.
+  myo_heldout  `myo` without the windows any Myo-corpus test split holds: MyoArmband's cycle 3
+           (repetition 4) and myo_readings' test participants, for the Myo-task comparisons.
   paper    the paper's corpora: NinaPro DB6 + DB7 + emg2pose, 16 ch x 1000 at 2 kHz, zero-padded
            to 16 channels, batch 512, 50-epoch-like schedule (needs the corpora built).
 
@@ -27,7 +29,7 @@ from configs import common
 
 def get_config(arg: str | None = None):
   presets = {"default": _default, "small": _small, "smoke": _smoke, "myo": _myo,
-             "paper": _paper}
+             "myo_heldout": _myo_heldout, "paper": _paper}
   name = common.pick_preset(arg, presets)
   config = common.base_config()
   config.name = name
@@ -68,6 +70,20 @@ def _myo(c):
   c.eval_every = 250
   c.checkpoint_every = 250
   c.eval_batches = 8
+
+
+# myo_readings' test participants (its `default` config: a hash of the id, 15% test); `all`
+# puts one of them (64917) in its training split. A test checks the list against the hash.
+MYO_READINGS_TEST_PARTICIPANTS = (26082, 32185, 41924, 45677, 48584, 64917, 91827, 95462, 99998)
+
+
+def _myo_heldout(c):
+  _myo(c)
+  excluded = "+".join(map(str, MYO_READINGS_TEST_PARTICIPANTS))
+  held_out = {"myoarmband": "train|repetition=1-3",            # cycles 0-2 of every person
+              "myo_readings": f"train|subject!={excluded}"}
+  c.data.sources = tuple((name, config, weight, 0, held_out[name]) if name in held_out
+                         else (name, config, weight) for name, config, weight in MYO_SOURCES)
 
 
 def _paper(c):

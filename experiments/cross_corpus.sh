@@ -7,6 +7,11 @@
 #   uci         UCI $TASK: full fine-tuning and linear probe from pretrain_myo
 #   uci_aug     UCI $TASK with armband-rotation + amplitude + time-shift augmentation ($AUG):
 #               from pretrain_myo and from scratch (the same budget)
+#   pretrain_heldout  configs/pretrain.py:myo_heldout (no Myo-task test window) into
+#               $OUT/pretrain_myo_heldout, the same budget as `pretrain`
+#   myo_tasks   MyoArmband within person (cycle split, $FT_EPOCHS epochs) and myo_readings across
+#               participants ($MYO_READINGS_STEPS steps, ~1 epoch of its 60k windows): full
+#               fine-tuning and linear probe from pretrain_myo_heldout, scratch at the same budget
 #   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
 #               pretrained full fine-tuning, linear probe, and scratch at the same budget
 #   baselines   LDA and random forest on the windows and splits of every task above
@@ -25,7 +30,9 @@ PROBE_LR=${PROBE_LR:-5e-4}
 SPLIT=${SPLIT:-}
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
 AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
+MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-1880}   # 60,160 windows at batch 32
 PRE="$OUT/pretrain_myo"
+PRE_HELD="$OUT/pretrain_myo_heldout"
 mkdir -p "$OUT"
 source experiments/lib.sh   # timed, finetune, probe
 
@@ -52,11 +59,29 @@ for stage in "${stages[@]}"; do
       build myodisco "$SHARED/myodisco" all cross_day
       build ciil "$SHARED/ciil" all electrode_shift
       build uci_emg "$SHARED/uci_emg" hz200 hz200_all ;;
-    pretrain)
-      once "$PRE" timed pretrain_myo $PY -m tinymyo_jax.main --config=configs/pretrain.py:myo \
-        --workdir="$PRE" --config.data.data_dir="$(realpath "$DATA")" \
+    pretrain|pretrain_heldout)
+      preset=myo; workdir=$PRE
+      [ "$stage" = pretrain ] || { preset=myo_heldout; workdir=$PRE_HELD; }
+      once "$workdir" timed "pretrain_$preset" $PY -m tinymyo_jax.main \
+        --config=configs/pretrain.py:$preset --workdir="$workdir" \
+        --config.data.data_dir="$(realpath "$DATA")" \
         --config.total_steps="$PRE_STEPS" --config.optimizer.warmup_steps=60 \
         --config.eval_every=200 --config.checkpoint_every=200 ;;
+    myo_tasks)
+      # One seed each. myo_readings by steps: 10 epochs would be ~2.5 h per run on this CPU.
+      steps=$((MYO_READINGS_STEPS / 4))
+      budget=(--config.total_steps="$MYO_READINGS_STEPS" --config.optimizer.warmup_steps="$steps"
+              --config.eval_every="$steps" --config.checkpoint_every="$steps")
+      for task in myoarmband myo_readings; do
+        extra=(--config.finetune.seeds=1)
+        [ $task = myoarmband ] || extra+=("${budget[@]}")
+        once "$OUT/myo_tasks/ft_$task" timed "ft_$task" finetune $task "$OUT/myo_tasks/ft_$task" \
+          "$PRE_HELD/checkpoints" time "${extra[@]}"
+        once "$OUT/myo_tasks/lp_$task" timed "lp_$task" probe $task "$OUT/myo_tasks/lp_$task" \
+          "$PRE_HELD/checkpoints" time "${extra[@]}"
+        once "$OUT/myo_tasks/scratch_$task" timed "scratch_$task" finetune $task \
+          "$OUT/myo_tasks/scratch_$task" "" time "${extra[@]}"
+      done ;;
     uci)
       once "$OUT/ft_$TASK" timed "ft_$TASK" finetune "$TASK" "$OUT/ft_$TASK" "$PRE/checkpoints" time
       once "$OUT/lp_$TASK" timed "lp_$TASK" probe "$TASK" "$OUT/lp_$TASK" "$PRE/checkpoints" time ;;

@@ -6,7 +6,7 @@ import pytest
 
 from configs import common, finetune, pretrain
 
-PRETRAIN_PRESETS = ["default", "small", "smoke", "myo", "paper"]
+PRETRAIN_PRESETS = ["default", "small", "smoke", "myo", "myo_heldout", "paper"]
 # Every name `configs/finetune.py` ships: each task, each named UCI split, and their smoke variants.
 FINETUNE_NAMES = [*finetune.TASKS, *(f"{t},{s}" for t in ("uci", "uci_200hz")
                                       for s in finetune.UCI_SPLITS)]
@@ -109,6 +109,24 @@ def test_myo_preset_trains_on_no_uci_recording():
   from data_builders import registry
   for name, builder_config, *_ in (*config.data.sources, *config.data.eval_sources):
     assert builder_config in [c.name for c in registry.builder_class(name).BUILDER_CONFIGS]
+
+
+def test_myo_heldout_preset_leaves_out_every_myo_test_window():
+  from data_builders import emg_common
+  from data_builders.myo_readings import myo_readings_dataset_builder as myo_readings
+  from tinymyo_jax import input_pipeline
+  config = pretrain.get_config("myo_heldout")
+  common.validate(config)
+  splits = {s[0]: s[4] for s in config.data.sources if len(s) > 4}
+  assert set(splits) == {"myoarmband", "myo_readings"}
+  _, where = input_pipeline.parse_split(splits["myoarmband"])
+  assert set(where["repetition"]) == {1, 2, 3}   # cycle 3 (repetition 4) is the cycle split's test
+  _, where = input_pipeline.parse_split(splits["myo_readings"])
+  excluded = set(pretrain.MYO_READINGS_TEST_PARTICIPANTS)
+  assert all(p not in where["subject"] for p in excluded)
+  assert all(emg_common.hashed_subject_split(
+      str(p), validation_percent=myo_readings.VALIDATION_PERCENT,
+      test_percent=myo_readings.TEST_PERCENT) == "test" for p in excluded)
 
 
 def test_validate_rejects_bad_eval_sources():

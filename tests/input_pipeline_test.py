@@ -154,8 +154,17 @@ def test_split_expressions_select_ranges_and_sets():
   assert [(r["subject"], r["repetition"]) for r in view] == [(1, 2), (2, 2), (3, 2), (7, 2)]
 
 
+def test_split_expressions_exclude_values():
+  names, where = ip.parse_split("train|subject!=2+5,repetition=1-2")
+  assert names == ["train"] and isinstance(where["subject"], ip.Excluding)
+  records = [{"subject": s, "repetition": r} for s in range(1, 7) for r in (1, 3)]
+  view = ip.RecordView([records], where)
+  assert [r["subject"] for r in view] == [1, 3, 4, 6]
+
+
 @pytest.mark.parametrize("expr,problem", [
     ("train|subject=a-3", "bad value 'a-3'"),
+    ("train|subject!=", "expected field=values or field!=values"),
     ("train|subject=5-2", "empty range '5-2'"),
     ("train|subject", "expected field=values"),
     ("train|subject=", "expected field=values"),

@@ -304,20 +304,33 @@ def parse_values(text: str, expr: str) -> frozenset[int]:
   return frozenset(values)
 
 
+class Excluding(frozenset):
+  """A set of values that a kept record must NOT have (`field!=values`): `in` is inverted."""
+
+  def __contains__(self, value):
+    return not super().__contains__(value)
+
+
 def parse_split(expr: str) -> tuple[list[str], dict[str, frozenset[int]]]:
   """Parses a split expression into (split names, {field: allowed values}).
 
   'train+validation|subject=1-24,repetition=1' -> (['train', 'validation'],
   {'subject': {1..24}, 'repetition': {1}}). Values are integers, inclusive ranges `a-b`, or
   several of them joined by '+' (`subject=1-16+20`); a record is kept when every field matches.
+  `field!=values` keeps the records whose field is none of the values (an `Excluding` set),
+  e.g. 'train|subject!=3+7'.
   """
   names, _, cond = expr.partition("|")
   where = {}
   for item in filter(None, cond.split(",")):
     field, eq, value = item.partition("=")
+    negate = field.endswith("!")
+    field = field.removesuffix("!")
     if not eq or not field.strip() or not value.strip():
-      raise ValueError(f"bad split selector {item!r} in {expr!r}; expected field=values")
-    where[field.strip()] = parse_values(value, expr)
+      raise ValueError(f"bad split selector {item!r} in {expr!r}; expected field=values or "
+                       f"field!=values")
+    values = parse_values(value, expr)
+    where[field.strip()] = Excluding(values) if negate else values
   return [n.strip() for n in names.split("+")], where
 
 
