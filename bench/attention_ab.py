@@ -27,6 +27,7 @@ from tqdm import tqdm  # noqa: E402
 from bench.compare_torch import time_calls  # noqa: E402
 from configs import pretrain  # noqa: E402
 from tinymyo_jax import sharding, steps, train  # noqa: E402
+from tinymyo_jax.tasks import pretrain as pretrain_task  # noqa: E402
 from tinymyo_jax.models import layers  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def build(per_step: int, args, task: str):
   rng = np.random.default_rng(0)
   key = jax.random.key(0)
   if task == "train":
-    loss_fn = functools.partial(steps.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
+    loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
     batch = sharding.host_to_global(mesh, {"emg": rng.uniform(
         -1, 1, (args.train_batch, args.channels, args.samples)).astype(np.float32)})
     fn = jax.jit(steps.make_train_step(graphdef, tx, loss_fn, schedule),

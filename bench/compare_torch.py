@@ -54,6 +54,7 @@ class JaxWorker:
 
     from configs import pretrain
     from tinymyo_jax import sharding, steps, train
+    from tinymyo_jax.tasks import pretrain as pretrain_task
 
     self.jax = jax
     config = pretrain.get_config("default").unlock()
@@ -64,7 +65,7 @@ class JaxWorker:
     tx, schedule = train.make_optimizer(config)
     graphdef, self.state = train.init_state(train.model_config_from(config), mesh, tx,
                                             config.seed)
-    loss_fn = functools.partial(steps.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
+    loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
     self.train_step = jax.jit(steps.make_train_step(graphdef, tx, loss_fn, schedule),
                               donate_argnums=(0,))
 

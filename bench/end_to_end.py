@@ -58,6 +58,7 @@ def main():
 
   from configs import pretrain
   from tinymyo_jax import input_pipeline, sharding, steps, train
+  from tinymyo_jax.tasks import pretrain as pretrain_task
 
   with tempfile.TemporaryDirectory(dir=args.work or None) as tmp:
     t0 = time.perf_counter()
@@ -71,7 +72,7 @@ def main():
     mesh = sharding.make_mesh(-1, 1)
     tx, schedule = train.make_optimizer(config)
     graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
-    loss_fn = functools.partial(steps.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
+    loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
     step = jax.jit(steps.make_train_step(graphdef, tx, loss_fn, schedule), donate_argnums=(0,))
     key = jax.random.key(0)
 

@@ -29,7 +29,7 @@ from bench.timing import median_step_ms  # noqa: E402
 
 from configs import finetune  # noqa: E402
 from data_builders import registry  # noqa: E402
-from tinymyo_jax import sharding, steps, train  # noqa: E402
+from tinymyo_jax import sharding, steps, tasks, train  # noqa: E402
 
 WINDOW_TASKS = ("uci", "uci_200hz", "db5", "epn612", "db8")
 
@@ -63,7 +63,7 @@ def time_task(task: str, batch: int, num_steps: int, variant: str, frozen: bool 
   mesh = sharding.make_mesh(-1, 1)
   tx, schedule = train.make_optimizer(config)
   graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
-  step_fn = steps.make_train_step(graphdef, tx, train.make_loss_fn(config), schedule)
+  step_fn = steps.make_train_step(graphdef, tx, tasks.get(config.task).loss_fn(config), schedule)
   data = sharding.host_to_global(mesh, synthetic_batch(config, batch, samples))
   key = jax.random.key(0)
   t0 = time.perf_counter()

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from bench.timing import median_step_ms  # noqa: E402
 
 from configs import finetune  # noqa: E402
-from tinymyo_jax import sharding, speech_units, steps, train  # noqa: E402
+from tinymyo_jax import sharding, speech_units, steps, tasks, train  # noqa: E402
 
 
 def synthetic_batch(task: str, batch: int, samples: int, chars: int, seed: int = 0) -> dict:
@@ -60,7 +60,7 @@ def main():
   mesh = sharding.make_mesh(-1, 1)
   tx, schedule = train.make_optimizer(config)
   graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
-  step_fn = steps.make_train_step(graphdef, tx, train.make_loss_fn(config), schedule)
+  step_fn = steps.make_train_step(graphdef, tx, tasks.get(config.task).loss_fn(config), schedule)
   batch = sharding.host_to_global(mesh, synthetic_batch(config.task, args.batch, args.samples,
                                                         args.chars))
   key = jax.random.key(0)

@@ -27,6 +27,7 @@ from configs import pretrain  # noqa: E402
 from bench.flops import model_flops_per_example  # noqa: E402
 from bench.timing import median_step_ms  # noqa: E402
 from tinymyo_jax import sharding, steps, train  # noqa: E402
+from tinymyo_jax.tasks import pretrain as pretrain_task  # noqa: E402
 
 
 def flops_of(compiled) -> float | None:
@@ -54,7 +55,7 @@ def main():
   mesh = sharding.make_mesh(-1, 1)
   tx, schedule = train.make_optimizer(config)
   graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
-  loss_fn = functools.partial(steps.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
+  loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
   step_fn = steps.make_train_step(graphdef, tx, loss_fn, schedule)
   eval_fn = steps.make_eval_step(graphdef, loss_fn)
   rng = np.random.default_rng(0)

@@ -113,8 +113,10 @@ def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
     if len(spec) != 3 or not all(isinstance(v, str) and v for v in spec):
       raise ValueError(f"config.data.eval_sources entries are (name, builder_config, split); "
                        f"got {spec}")
+  from tinymyo_jax import tasks  # local: configs load without the library's dependencies
+  task = tasks.get(c.task)
   augment = c.data.get("augment") or {}
-  if c.task.startswith("speech") and any(augment.get(k) for k in ("rotate", "scale", "jitter")):
+  if not task.augmentable and any(augment.get(k) for k in ("rotate", "scale", "jitter")):
     raise ValueError(f"config.data.augment applies to window tasks; the speech pipeline of task "
                      f"{c.task!r} has none, got {dict(augment)}")
   if not 0.0 <= c.pretrain.mask_ratio < 1.0:
@@ -124,7 +126,7 @@ def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
                      f"{c.optimizer.warmup_steps}")
   quant = c.get("quant")
   if quant is not None and quant.qat:
-    if c.task != "classification":
+    if task.qat_loss_fn is None:
       raise ValueError(f"config.quant.qat=True needs task 'classification' (the GAP9 pipeline "
                        f"deploys a classifier), got task {c.task!r}")
     if int(quant.calib_batches) < 1:

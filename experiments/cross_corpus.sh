@@ -10,7 +10,7 @@
 #   pretrain_heldout  configs/pretrain.py:myo_heldout (no Myo-task test window) into
 #               $OUT/pretrain_myo_heldout, the same budget as `pretrain`
 #   myo_tasks   MyoArmband within person (cycle split, $FT_EPOCHS epochs) and myo_readings across
-#               participants ($MYO_READINGS_STEPS steps, ~1 epoch of its 60k windows): full
+#               participants ($MYO_READINGS_STEPS steps, half an epoch of its 60k windows): full
 #               fine-tuning and linear probe from pretrain_myo_heldout, scratch at the same budget
 #   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
 #               pretrained full fine-tuning, linear probe, and scratch at the same budget
@@ -30,7 +30,7 @@ PROBE_LR=${PROBE_LR:-5e-4}
 SPLIT=${SPLIT:-}
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
 AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
-MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-1880}   # 60,160 windows at batch 32
+MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (half an epoch)
 PRE="$OUT/pretrain_myo"
 PRE_HELD="$OUT/pretrain_myo_heldout"
 mkdir -p "$OUT"
@@ -68,11 +68,11 @@ for stage in "${stages[@]}"; do
         --config.total_steps="$PRE_STEPS" --config.optimizer.warmup_steps=60 \
         --config.eval_every=200 --config.checkpoint_every=200 ;;
     myo_tasks)
-      # One seed each. myo_readings by steps: 10 epochs would be ~2.5 h per run on this CPU.
+      # One seed each. myo_readings by steps: one epoch is ~30 min per run on this CPU.
       steps=$((MYO_READINGS_STEPS / 4))
       budget=(--config.total_steps="$MYO_READINGS_STEPS" --config.optimizer.warmup_steps="$steps"
               --config.eval_every="$steps" --config.checkpoint_every="$steps")
-      for task in myoarmband myo_readings; do
+      for task in myo_readings myoarmband; do
         extra=(--config.finetune.seeds=1)
         [ $task = myoarmband ] || extra+=("${budget[@]}")
         once "$OUT/myo_tasks/ft_$task" timed "ft_$task" finetune $task "$OUT/myo_tasks/ft_$task" \

@@ -18,6 +18,7 @@ from configs import finetune as finetune_configs
 from configs import pretrain
 from tests.conftest import REPO
 from tinymyo_jax import checkpointing, finetune, reporting, tasks, train
+from tinymyo_jax.tasks import classification
 
 
 def tiny_task(**overrides):
@@ -87,7 +88,7 @@ def test_frozen_encoder_forward_has_no_encoder_gradient():
 
   def grads(frozen):
     def loss(p):
-      return tasks.classification_loss(nnx.merge(graphdef, p), batch, jax.random.key(1),
+      return classification.classification_loss(nnx.merge(graphdef, p), batch, jax.random.key(1),
                                        True, frozen_encoder=frozen)[0]
     return nnx.to_pure_dict(jax.grad(loss)(params))
 
@@ -102,11 +103,11 @@ def test_layerwise_lr_decay_scales():
   params = {"patch_embed": {"kernel": np.zeros(1)}, "mask_token": np.zeros(1),
             "blocks": {0: {"w": np.zeros(1)}, 1: {"w": np.zeros(1)}},
             "norm": {"scale": np.zeros(1)}, "head": {"classifier": {"kernel": np.zeros(1)}}}
-  scales = tasks.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=False)
+  scales = tasks.core.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=False)
   assert scales["head"]["classifier"]["kernel"] == 1.0 and scales["norm"]["scale"] == 1.0
   assert scales["blocks"][1]["w"] == 0.5 and scales["blocks"][0]["w"] == 0.25
   assert scales["patch_embed"]["kernel"] == 0.125 and scales["mask_token"] == 0.125
-  frozen = tasks.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=True)
+  frozen = tasks.core.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=True)
   assert frozen["head"]["classifier"]["kernel"] == 1.0
   assert sorted(jax.tree.leaves(frozen)) == [0.0] * 5 + [1.0]
 

@@ -14,7 +14,7 @@ LIB = REPO / "tinymyo_jax"
 # Project modules a model module may import: other model modules and the shared speech units.
 MODEL_DEPS = ("tinymyo_jax.models", "tinymyo_jax.speech_units")
 DATA_AND_TRAINING = ("input_pipeline", "speech_pipeline", "train", "finetune", "tasks",
-                     "speech_task", "steps", "evaluate", "speech_evaluate", "metrics",
+                     "steps", "evaluate", "metrics",
                      "checkpointing", "optim", "infer", "reporting")
 
 
@@ -58,3 +58,28 @@ def test_the_checker_sees_nested_imports(tmp_path):
   src = tmp_path / "m.py"
   src.write_text("def f():\n  from export.gap9 import quantize\n  import export.all\n")
   assert {"export.gap9", "export.gap9.quantize", "export.all"} <= imported_modules(src)
+
+
+def project_imports(path) -> set[str]:
+  return {m for m in imported_modules(path)
+          if m.split(".")[0] in ("tinymyo_jax", "configs", "data_builders", "export")}
+
+
+def test_task_types_and_evaluation_never_import_the_trainer():
+  files = sorted((LIB / "tasks").glob("*.py")) + [LIB / "evaluate.py"]
+  assert {f.name for f in files} >= {"core.py", "classification.py", "speech.py", "evaluate.py"}
+  for f in files:
+    bad = {m for m in project_imports(f)
+           if m in ("tinymyo_jax.train", "tinymyo_jax.finetune", "tinymyo_jax.main")}
+    assert not bad, f"{f.name} imports {sorted(bad)}"
+
+
+def test_data_modules_never_import_the_model_or_training():
+  files = ([LIB / "input_pipeline.py", LIB / "speech_pipeline.py"]
+           + [f for f in (REPO / "data_builders").rglob("*.py") if not f.name.endswith("_test.py")])
+  for f in files:
+    bad = {m for m in project_imports(f)
+           if m.startswith(("tinymyo_jax.models", "tinymyo_jax.tasks", "tinymyo_jax.train",
+                            "export"))
+           or (f.parent.name != "tinymyo_jax" and m.startswith("tinymyo_jax"))}
+    assert not bad, f"{f.relative_to(REPO)} imports {sorted(bad)}"

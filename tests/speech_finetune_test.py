@@ -232,10 +232,10 @@ def test_layer_decay_and_freezing_for_speech_parameter_names():
   params = {"front": {0: {"w": 0.0}}, "w_raw_in": {"kernel": 0.0},
             "blocks": {0: {"w": 0.0}, 1: {"w": 0.0}}, "norm": {"scale": 0.0},
             "w_out": {"kernel": 0.0}}
-  scales = tasks.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=False)
+  scales = tasks.core.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=False)
   assert scales["w_out"]["kernel"] == scales["norm"]["scale"] == 1.0
   assert scales["blocks"][1]["w"] == 0.5 and scales["blocks"][0]["w"] == 0.25
   assert scales["front"][0]["w"] == scales["w_raw_in"]["kernel"] == 0.125
-  frozen = tasks.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=True)
+  frozen = tasks.core.lr_scales(params, num_layers=2, decay=0.5, freeze_backbone=True)
   assert frozen["blocks"][0]["w"] == frozen["norm"]["scale"] == 0.0  # pretrained: frozen
   assert frozen["front"][0]["w"] == frozen["w_raw_in"]["kernel"] == frozen["w_out"]["kernel"] == 1.0

@@ -12,7 +12,8 @@ import optax
 import pytest
 from flax import nnx
 
-from tinymyo_jax import metrics, speech_task, speech_units
+from tinymyo_jax import metrics, speech_units
+from tinymyo_jax.tasks import speech as speech_task
 from tinymyo_jax.models import speech
 from tinymyo_jax.models.tinymyo import create_model, decode_variant
 

@@ -1,4 +1,8 @@
-"""Test-split evaluation of a checkpoint: batched jit predictions, task metrics, report."""
+"""Test-split evaluation of a checkpoint: the task's evaluator, batched jit predictions, report.
+
+`evaluate_checkpoint` loads the params and hands them to `tasks.get(config.task).evaluate`; the
+window tasks' evaluators build on `window_outputs`.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,32 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tinymyo_jax import checkpointing, input_pipeline, metrics, train
+from tinymyo_jax import checkpointing, input_pipeline, tasks
 from tinymyo_jax.models.tinymyo import create_model
 
 
+def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
+  """Evaluates the params in `ckpt_dir` on `config.data.test_split` with the task's evaluator
+  (which may write files, e.g. a confusion PNG or transcripts, into `out_dir`)."""
+  task = tasks.get(config.task)
+  if task.evaluate is None:
+    raise ValueError(f"task {config.task!r} has no test evaluation")
+  params, model_cfg, meta = checkpointing.load_params(ckpt_dir)
+  return task.evaluate(config, params, model_cfg, meta, out_dir)
+
+
 def class_names(config) -> list[str] | None:
-  """Label names of the task's first corpus (None for synthetic or in-memory data or non-class
-  targets)."""
-  source = train.data_sources(config)[0]
-  if source.name in ("synthetic", input_pipeline.IN_MEMORY) or config.task != "classification":
+  """Label names of the task's first corpus when its records keep a ClassLabel "label" (None
+  for synthetic or in-memory data and for other targets)."""
+  source = input_pipeline.config_sources(config)[0]
+  if (source.name in ("synthetic", input_pipeline.IN_MEMORY)
+      or "label" not in config.data.get("keep", ())):
     return None
   from data_builders import registry
   features = registry.get_builder(source.name, data_dir=config.data.data_dir,
                                   config=source.config).info.features
-  return list(features["label"].names) if "label" in features else None
+  label = features["label"] if "label" in features else None
+  return list(label.names) if hasattr(label, "names") else None
 
 
 def predict(model, batches, batch_size: int, target_key: str, group_key: str | None = None):
@@ -47,49 +63,23 @@ def predict(model, batches, batch_size: int, target_key: str, group_key: str | N
           np.concatenate(groups) if group_key else None)
 
 
-def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
-  """Evaluates a checkpoint on `config.data.test_split`; writes a confusion PNG if relevant.
-
-  Speech tasks go to `speech_evaluate` (CER/WER or MFCC MSE, transcripts or MFCC files).
-  """
-  params, model_cfg, meta = checkpointing.load_params(ckpt_dir)
-  if config.task in train.SPEECH_TASKS:
-    from tinymyo_jax import speech_evaluate
-    return speech_evaluate.evaluate_checkpoint(config, params, model_cfg, meta, out_dir)
+def window_outputs(config, params, model_cfg, meta, target_key: str,
+                   group_key: str | None = None):
+  """(outputs, targets, groups) of a TinyMyo checkpoint on the test windows of the config's
+  first corpus, normalised with the checkpoint's statistics; groups (e.g. "subject") is None
+  when not asked for or when the records lack that field."""
   model = create_model(model_cfg, params=params)
-  source = train.data_sources(config)
-  target_key = "label" if config.task == "classification" else "angles"
+  source = input_pipeline.config_sources(config)
   records = input_pipeline.load_source(source[0], config.data.test_split, config.data.data_dir)
-  by_subject = config.task == "classification" and len(records) > 0 and "subject" in records[0]
+  if group_key and not (len(records) and group_key in records[0]):
+    group_key = None
   batches = input_pipeline.make_dataset(
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False,
       normalization=config.data.normalization,
-      keep=(target_key, "subject") if by_subject else (target_key,),
+      keep=(target_key, group_key) if group_key else (target_key,),
       records=[records], stats=meta.get("input_stats"))
-  outputs, targets, subjects = predict(model, batches, config.batch_size, target_key,
-                                       "subject" if by_subject else None)
-  if config.task == "classification":
-    names = class_names(config)
-    result = metrics.classification_metrics(targets, outputs.argmax(-1),
-                                            model_cfg.num_outputs, names)
-    if by_subject:
-      result["accuracy_by_subject"] = metrics.accuracy_by_group(
-          targets, outputs.argmax(-1), subjects)
-    png = os.path.join(out_dir, "confusion.png")
-    metrics.save_confusion_png(result["confusion"], names or
-                               [str(i) for i in range(model_cfg.num_outputs)], png,
-                               f"{config.name}: test accuracy {result['accuracy']:.4f}")
-    scalars = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
-    if by_subject:
-      scalars["accuracy_by_subject"] = result["accuracy_by_subject"]
-    return {"scalars": scalars, "details": result, "confusion_png": png,
-            "num_examples": int(len(targets))}
-  if config.task == "regression":
-    result = metrics.regression_metrics(np.swapaxes(targets, 1, 2), outputs)
-    scalars = {k: v for k, v in result.items() if isinstance(v, (int, float))}
-    return {"scalars": scalars, "details": result, "num_examples": int(len(targets))}
-  raise ValueError(f"test evaluation for task type {config.task!r} is not implemented")
+  return predict(model, batches, config.batch_size, target_key, group_key)
 
 
 def report_markdown(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:

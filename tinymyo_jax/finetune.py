@@ -47,21 +47,21 @@ def pretrained_encoder(path: str, model_cfg):
   """
   from tinymyo_jax.models.speech import SpeechConfig
   params, ckpt_cfg, _ = checkpointing.load_params(path)
-  speech_task = isinstance(model_cfg, SpeechConfig)
-  if isinstance(ckpt_cfg, SpeechConfig) and not speech_task:
+  speech_model = isinstance(model_cfg, SpeechConfig)
+  if isinstance(ckpt_cfg, SpeechConfig) and not speech_model:
     raise ValueError(f"checkpoint {path} holds a speech model; it cannot initialise the "
                      f"TinyMyo model of this task")
   fields = ARCH_FIELDS
-  if speech_task or isinstance(ckpt_cfg, SpeechConfig):  # no patch embedding
+  if speech_model or isinstance(ckpt_cfg, SpeechConfig):  # no patch embedding
     fields = tuple(f for f in ARCH_FIELDS if f != "patch_size")
   diffs = {f: (getattr(ckpt_cfg, f), getattr(model_cfg, f)) for f in fields
            if getattr(ckpt_cfg, f) != getattr(model_cfg, f)}
   if diffs:
     raise ValueError(f"backbone of checkpoint {path} does not match the task's model "
                      f"(field: checkpoint vs task): {diffs}")
-  same_head = not (speech_task or isinstance(ckpt_cfg, SpeechConfig)) and all(
+  same_head = not (speech_model or isinstance(ckpt_cfg, SpeechConfig)) and all(
       getattr(ckpt_cfg, f) == getattr(model_cfg, f) for f in HEAD_FIELDS)
-  wanted = (("blocks", "norm") if speech_task
+  wanted = (("blocks", "norm") if speech_model
             else tuple(k for k in params if k != "head" or same_head))
   if same_head:
     print(f"checkpoint {path} has this task's head ({model_cfg.head}, {model_cfg.num_outputs} "

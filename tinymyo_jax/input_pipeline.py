@@ -41,6 +41,11 @@ class Source:
 # ----------------------------------------------------------------------------- transforms
 
 
+def config_sources(config) -> list[Source]:
+  """The `Source`s of a run config's `data.sources` entries."""
+  return [Source(*spec) for spec in config.data.sources]
+
+
 def minmax_per_channel(x_ct: np.ndarray) -> np.ndarray:
   """Maps each channel of a window to [-1, 1] by its own min and max."""
   lo = x_ct.min(axis=-1, keepdims=True)

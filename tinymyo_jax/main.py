@@ -61,7 +61,8 @@ def main(argv):
 def run(config):
   import jax
   workdir = os.path.abspath(FLAGS.workdir)
-  if config.task == "pretrain":
+  from tinymyo_jax import tasks
+  if tasks.get(config.task).evaluate is None:  # a task that only trains (pretraining)
     from tinymyo_jax import train
     summary = train.train_and_evaluate(config, workdir)
     if jax.process_index() == 0:

@@ -5,49 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from tinymyo_jax.masking import random_patch_mask
-from tinymyo_jax.models.tinymyo import patchify
 
 # loss_fn(model, batch, key, train) -> (scalar loss, dict of scalar metrics)
 LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
-
-
-def masked_mean(values, weights):
-  return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
-
-def masked_std(values, weights):
-  mean = masked_mean(values, weights)
-  return jnp.sqrt(masked_mean((values - mean) ** 2, weights))
-
-
-def pretrain_loss(model, batch, key, train: bool, *, mask_ratio: float = 0.5,
-                  visible_weight: float = 0.1):
-  """Masked patch reconstruction: SmoothL1(masked) + visible_weight * SmoothL1(visible).
-
-  Also returns `std_ratio` = std(reconstructed masked patches) / std(their targets): a value
-  near 0 means the reconstruction has collapsed to a constant.
-  """
-  x = batch["emg"]
-  b, c, t = x.shape
-  p = model.config.patch_size
-  mask_key, drop_key = jax.random.split(key)
-  mask_bn = random_patch_mask(mask_key, b, c * (t // p), mask_ratio)
-  rngs = nnx.Rngs(dropout=drop_key) if train else None
-  pred = model(x, mask_bn, deterministic=not train, rngs=rngs)  # [B, N, P]
-  target = patchify(x, p)
-  elem = optax.huber_loss(pred, target, delta=1.0)  # == SmoothL1 with beta 1
-  masked = jnp.broadcast_to(mask_bn[..., None], elem.shape).astype(jnp.float32)
-  loss_masked = masked_mean(elem, masked)
-  loss_visible = masked_mean(elem, 1.0 - masked)
-  loss = loss_masked + visible_weight * loss_visible
-  std_ratio = masked_std(pred, masked) / (masked_std(target, masked) + 1e-8)
-  return loss, {"loss": loss, "loss_masked": loss_masked, "loss_visible": loss_visible,
-                "std_ratio": std_ratio}
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn: LossFn,

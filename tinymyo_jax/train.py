@@ -5,7 +5,6 @@ Sections: model and shardings -> optimizer and state -> data -> resume -> compil
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -23,9 +22,8 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from tinymyo_jax import (checkpointing, input_pipeline, multihost, optim, reporting, sharding,
-                         speech_pipeline, steps)
-from tinymyo_jax.models import factory, speech
-from tinymyo_jax.models.tinymyo import decode_variant
+                         steps, tasks)
+from tinymyo_jax.models import factory
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +31,13 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- config -> parts
 
 
-SPEECH_TASKS = {"speech_recognition": "recognition", "speech_synthesis": "synthesis"}
-
-
 def model_config_from(config: ml_collections.ConfigDict):
-  """The model config a run config asks for: SpeechConfig for speech tasks, else ModelConfig."""
-  m = config.model
-  if config.task in SPEECH_TASKS:
-    return speech.SpeechConfig.from_variant(
-        m.variant, SPEECH_TASKS[config.task], rope_mode=m.rope_mode, dtype=m.dtype,
-        dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
-        num_emg_channels=m.num_channels)
-  return decode_variant(
-      m.variant, rope_mode=m.rope_mode, dtype=m.dtype, max_channels=m.max_channels,
-      dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
-      head=m.get("head", "reconstruction"), num_channels=m.get("num_channels", 16),
-      num_outputs=m.get("num_outputs", 0), reduction=m.get("reduction", "concat"),
-      target_len=m.get("target_len", 500))
+  """The model config the run's task builds from `config.model`."""
+  return tasks.get(config.task).model_config(config)
 
 
 def data_sources(config) -> list[input_pipeline.Source]:
-  return [input_pipeline.Source(*spec) for spec in config.data.sources]
+  return input_pipeline.config_sources(config)
 
 
 def data_spec(config) -> dict[str, Any]:
@@ -100,26 +84,13 @@ def config_changes(saved: dict[str, Any], config) -> dict[str, tuple[Any, Any]]:
   return {k: (saved.get(k), v) for k, v in run_fields(config).items() if saved.get(k) != v}
 
 
-def make_loss_fn(config):
-  """The task's loss: pretraining here; fine-tuning tasks register theirs in `tasks`."""
-  if config.task == "pretrain":
-    return functools.partial(steps.pretrain_loss, mask_ratio=config.pretrain.mask_ratio,
-                             visible_weight=config.pretrain.visible_weight)
-  from tinymyo_jax import tasks  # fine-tuning tasks
-  return tasks.loss_fn(config)
-
-
 def make_optimizer(config):
   o = config.optimizer
   updates = max(1, config.total_steps // config.grad_accum_steps)
   schedule = optim.warmup_cosine(o.peak_lr, updates, o.warmup_steps, o.end_lr, o.init_lr)
-  lr_scale_fn = None
-  if config.task != "pretrain":
-    from tinymyo_jax import tasks
-    lr_scale_fn = tasks.lr_scale_fn(config)
   tx = optim.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay,
                    grad_clip_norm=o.grad_clip_norm, grad_accum_steps=config.grad_accum_steps,
-                   lr_scale_fn=lr_scale_fn)
+                   lr_scale_fn=tasks.get(config.task).lr_scale_fn(config))
   return tx, schedule
 
 
@@ -127,25 +98,15 @@ def input_stats(config, sources) -> list[dict] | None:
   """Per-source channel statistics of the training split, when the normalization needs them."""
   if config.data.normalization != "standardize":
     return None
-  limit = speech_pipeline.STATS_UTTERANCES if config.task in SPEECH_TASKS else 2048
+  limit = tasks.get(config.task).stats_records
   return [input_pipeline.channel_stats(
       input_pipeline.load_source(s, s.train_split(config.data.train_split), config.data.data_dir),
       max_records=limit) for s in sources]
 
 
 def dataset_fn(config, sources, batch_size: int, stats):
-  """`make_ds(split, *, seed, train)` for the task: whole utterances for speech, else windows."""
-  d = config.data
-  if config.task in SPEECH_TASKS:
-    return functools.partial(
-        speech_pipeline.make_dataset, sources, data_dir=d.data_dir, batch_size=batch_size,
-        task=SPEECH_TASKS[config.task], normalization=d.normalization, stats=stats,
-        max_len=d.get("max_len", 0), bucket=d.get("bucket", speech_pipeline.DEFAULT_BUCKET))
-  return functools.partial(
-      input_pipeline.make_dataset, sources, data_dir=d.data_dir, batch_size=batch_size,
-      normalization=d.normalization, num_channels=d.get("num_channels") or None,
-      keep=tuple(d.get("keep", ())), stats=stats,
-      augmentation=input_pipeline.Augmentation(**d.get("augment", {})))
+  """`make_ds(split, *, seed, train)` of the run's task (windows, or whole utterances)."""
+  return tasks.get(config.task).dataset_fn(config, sources, batch_size, stats)
 
 
 def eval_sets(config, sources, stats, per_process_batch: int) -> dict[str, Any]:
@@ -339,11 +300,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     prune_after(best_dir, step0)
 
   # --- compiled steps
-  loss_fn = make_loss_fn(config)
+  task = tasks.get(config.task)
+  loss_fn = task.loss_fn(config)
   quant_meta = None
   if config.get("quant") and config.quant.qat:  # QAT: the loss runs the fake-quant forward
-    from tinymyo_jax import tasks
-    loss_fn, quant_meta = tasks.qat_loss_fn(
+    loss_fn, quant_meta = task.qat_loss_fn(
         config, model_cfg, state["params"],
         make_ds(config.data.train_split, seed=config.seed, train=False),
         restored[3].get("quant") if restored is not None else None)

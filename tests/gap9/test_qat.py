@@ -11,6 +11,7 @@ from configs import finetune as finetune_configs
 from export.gap9 import quantize as q
 from export.gap9.model_io import pure_params
 from tinymyo_jax import checkpointing, reporting, steps, tasks, train
+from tinymyo_jax.tasks import classification
 from tinymyo_jax.models.tinymyo import create_model
 from tinymyo_jax.quant import fake_quant
 
@@ -99,9 +100,9 @@ def test_qat_run_trains_and_evaluates_the_fake_quant_model(tmp_path):
   ds = train.dataset_fn(config, train.data_sources(config), config.batch_size,
                         meta["input_stats"])
   graphdef, state = nnx.split(create_model(model_cfg, params=params), nnx.Param)
-  qat_loss, _ = tasks.qat_loss_fn(config, model_cfg, None, None, meta["quant"])
+  qat_loss, _ = classification.qat_loss_fn(config, model_cfg, None, None, meta["quant"])
   qat_eval = jax.jit(steps.make_eval_step(graphdef, qat_loss))  # as the loop compiles it
-  float_eval = jax.jit(steps.make_eval_step(graphdef, tasks.loss_fn(config)))
+  float_eval = jax.jit(steps.make_eval_step(graphdef, tasks.get(config.task).loss_fn(config)))
   fq_loss, float_loss, n = 0.0, 0.0, 0
   for batch in ds(config.data.eval_split, seed=0, train=False):
     if batch["emg"].shape[0] != config.batch_size:
@@ -125,4 +126,4 @@ def test_qat_needs_a_classification_task():
 def test_bad_quant_option_names_the_config_field(make_config):
   config = _qat_task(**{"quant.weights": "per_row"})
   with pytest.raises(ValueError, match=r"config.quant: QuantConfig.weights='per_row'"):
-    tasks.qat_loss_fn(config, make_config(), None, None)
+    classification.qat_loss_fn(config, make_config(), None, None)

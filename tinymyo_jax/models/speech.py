@@ -6,7 +6,7 @@ TinyMyo `Block`s over the T/8 time tokens (one "channel", so rope "flat" = time 
 LayerNorm `norm` -> `w_out`: 38 CTC logits (recognition) or 26 MFCCs per frame (synthesis).
 Output [B, ceil(T/8), V]. `blocks` and `norm` have TinyMyo's names and shapes, so a pretrained
 encoder loads into them (`load_encoder_params`). The loss and CTC decoding are the task's
-(`tinymyo_jax.speech_task`); tokenizer and frame arithmetic are `tinymyo_jax.speech_units`.
+(`tinymyo_jax.tasks.speech`); tokenizer and frame arithmetic are `tinymyo_jax.speech_units`.
 
 Train/eval switch: every call takes `deterministic`. With `deterministic=False` BatchNorm uses
 the batch statistics (only over valid frames when `lengths` is given) and updates its running
