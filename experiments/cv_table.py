@@ -45,13 +45,17 @@ def baseline_scores(path: Path, model: str) -> tuple[float, dict[str, float]] | 
   return test["accuracy"], dict(test["accuracy_by_subject"])
 
 
-def collect(runs: Path, baselines: Path, folds: int) -> dict[str, list]:
-  """{row: [scores of fold 0..folds-1 or None]} for every network and baseline row."""
-  rows = {row: [network_scores(runs / f"{row}_fold{k}" / "summary.json") for k in range(folds)]
-          for row in NETWORK_ROWS}
+def fold_columns(folds: int) -> list[tuple[str, str]]:
+  """(run folder suffix, baseline file stem) of each cross-validation fold."""
+  return [(f"fold{k}", f"uci_200hz_fold{k}") for k in range(folds)]
+
+
+def collect(runs: Path, baselines: Path, columns: list[tuple[str, str]]) -> dict[str, list]:
+  """{row: [scores of each column or None]} for every network and baseline row."""
+  rows = {row: [network_scores(runs / f"{row}_{suffix}" / "summary.json")
+                for suffix, _ in columns] for row in NETWORK_ROWS}
   for model in BASELINE_ROWS:
-    rows[model] = [baseline_scores(baselines / f"uci_200hz_fold{k}.json", model)
-                   for k in range(folds)]
+    rows[model] = [baseline_scores(baselines / f"{stem}.json", model) for _, stem in columns]
   return rows
 
 
@@ -59,10 +63,10 @@ def pct(x: float | None) -> str:
   return "-" if x is None else f"{100 * x:.2f}"
 
 
-def fold_table(rows: dict[str, list], folds: int) -> list[str]:
+def fold_table(rows: dict[str, list], labels: list[str]) -> list[str]:
   names = {**NETWORK_ROWS, **BASELINE_ROWS}
-  lines = ["| row | " + " | ".join(f"fold {k}" for k in range(folds)) + " | mean +/- std |",
-           "|---" * (folds + 2) + "|"]
+  folds = len(labels)
+  lines = ["| row | " + " | ".join(labels) + " | mean +/- std |", "|---" * (folds + 2) + "|"]
   for row, scores in rows.items():
     accs = [s[0] for s in scores if s is not None]
     std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0  # sample std over folds
@@ -95,12 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--baselines", type=Path, required=True,
                       help="folder of uci_200hz_fold<k>.json baseline files")
   parser.add_argument("--folds", type=int, default=5)
+  parser.add_argument("--task", default="",
+                      help="one task instead of folds: <runs>/<row>_TASK, <baselines>/TASK.json")
   args = parser.parse_args(argv)
   for folder in (args.runs, args.baselines):
     if not folder.is_dir():
       parser.error(f"no such folder: {folder}")
-  rows = collect(args.runs, args.baselines, args.folds)
-  print("\n".join(fold_table(rows, args.folds) + [""] + subject_table(rows)))
+  columns = [(args.task, args.task)] if args.task else fold_columns(args.folds)
+  labels = [args.task] if args.task else [f"fold {k}" for k in range(args.folds)]
+  rows = collect(args.runs, args.baselines, columns)
+  print("\n".join(fold_table(rows, labels) + [""] + subject_table(rows)))
   return 0
 
 

@@ -45,3 +45,19 @@ def test_table_means_over_folds_and_counts_subject_wins(tmp_path, capsys):
 def test_missing_folder_is_refused(tmp_path):
   with pytest.raises(SystemExit):
     cv_table.main(["--runs", str(tmp_path / "absent"), "--baselines", str(tmp_path)])
+
+
+def test_one_task_without_folds(tmp_path, capsys):
+  runs, base = tmp_path / "myo_tasks", tmp_path / "baselines"
+  base.mkdir()
+  write_network(runs / "ft_myoarmband", 0.8, {"3": 0.9, "51": 0.7})
+  write_network(runs / "lp_myoarmband", 0.6, {"3": 0.5, "51": 0.7})
+  write_baseline(base / "myoarmband.json", {"3": 0.6, "51": 0.6}, {"3": 0.8, "51": 0.8})
+  assert cv_table.main(["--runs", str(runs), "--baselines", str(base),
+                        "--task", "myoarmband"]) == 0
+  out = capsys.readouterr().out
+  assert "| row | myoarmband | mean +/- std |" in out
+  rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
+  assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 80.00 | 80.00 +/- 0.00 |")
+  assert rows["51"] == "| 51 | 70.00 | 70.00 | - | 60.00 | 80.00 |"
+  assert "ft: above the random forest on 1 of 2 subjects" in out
