@@ -69,8 +69,9 @@ def fold_table(rows: dict[str, list], labels: list[str]) -> list[str]:
   lines = ["| row | " + " | ".join(labels) + " | mean +/- std |", "|---" * (folds + 2) + "|"]
   for row, scores in rows.items():
     accs = [s[0] for s in scores if s is not None]
-    std = np.std(accs, ddof=1) if len(accs) > 1 else 0.0  # sample std over folds
-    mean = (f"{100 * np.mean(accs):.2f} +/- {100 * std:.2f}"
+    # sample std over folds; none for a single value
+    spread = f" +/- {100 * np.std(accs, ddof=1):.2f}" if len(accs) > 1 else ""
+    mean = (f"{100 * np.mean(accs):.2f}{spread}"
             + ("" if len(accs) == folds else f" ({len(accs)} folds)")) if accs else "-"
     lines.append(f"| {names[row]} | " + " | ".join(pct(s and s[0]) for s in scores)
                  + f" | {mean} |")
