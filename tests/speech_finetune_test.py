@@ -93,7 +93,7 @@ def test_synthesis_end_to_end_writes_mfcc_files(tmp_path, data_dir):
 
 
 def test_pipeline_batches_recognition(data_dir):
-  source = [finetune.train.data_sources(finetune_configs.get_config("gaddy_recognition"))[0]]
+  source = [input_pipeline.config_sources(finetune_configs.get_config("gaddy_recognition"))[0]]
   records = registry.load_split(GADDY, "train", data_dir=data_dir, config="origdev")
   stats = input_pipeline.channel_stats(records, max_records=speech_pipeline.STATS_UTTERANCES)
   all_emg = np.concatenate([records[i]["emg"] for i in range(len(records))], axis=1)
@@ -118,7 +118,7 @@ def test_pipeline_batches_recognition(data_dir):
 
 def test_pipeline_synthesis_crop_and_mfcc_alignment(data_dir):
   records = registry.load_split(GADDY, "train", data_dir=data_dir, config="origdev")
-  source = [finetune.train.data_sources(finetune_configs.get_config("gaddy_synthesis"))[0]]
+  source = [input_pipeline.config_sources(finetune_configs.get_config("gaddy_synthesis"))[0]]
   batch = next(iter(speech_pipeline.make_dataset(
       source, "train", data_dir=data_dir, batch_size=4, seed=1, train=True, task="synthesis",
       normalization="none", max_len=240, bucket=240)))
@@ -150,7 +150,7 @@ def test_mfcc_grid_interpolation_round_trip():
 
 
 def test_pipeline_rejects_bad_settings(data_dir):
-  source = [finetune.train.data_sources(finetune_configs.get_config("gaddy_synthesis"))[0]]
+  source = [input_pipeline.config_sources(finetune_configs.get_config("gaddy_synthesis"))[0]]
   kw = dict(data_dir=data_dir, batch_size=2, seed=0, train=True, task="synthesis")
   with pytest.raises(ValueError, match="max_len must be 0 .* multiple of 8, got 100"):
     speech_pipeline.make_dataset(source, "train", normalization="none", max_len=100, **kw)

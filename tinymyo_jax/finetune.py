@@ -90,7 +90,7 @@ def pretrained_encoder(path: str, model_cfg):
 
 def data_meta(config) -> dict[str, Any]:
   """What inference needs to know about the inputs the model was trained on."""
-  source = train.data_sources(config)[0]
+  source = input_pipeline.config_sources(config)[0]
   meta = input_pipeline.source_metadata(source, config.data.data_dir)
   out = {"sample_rate_hz": meta.get("sample_rate_hz"), "num_channels": meta.get("num_channels"),
          "window": meta.get("window"), "normalization": config.data.normalization,
@@ -197,7 +197,7 @@ def run(config, workdir: str) -> dict[str, Any]:
   from configs.common import validate
   validate(config)  # fields left at 0 are derived below
   os.makedirs(workdir, exist_ok=True)
-  sources = train.data_sources(config)
+  sources = input_pipeline.config_sources(config)
   # Fail before any step: missing dataset, channel mismatch, bad checkpoint.
   train_records = input_pipeline.load_source(sources[0], config.data.train_split,
                                               config.data.data_dir)

@@ -310,10 +310,22 @@ def parse_values(text: str, expr: str) -> frozenset[int]:
 
 
 class Excluding(frozenset):
-  """A set of values that a kept record must NOT have (`field!=values`): `in` is inverted."""
+  """A set of values that a kept record must NOT have (`field!=values`): `in` is inverted, and
+  it never equals the plain set of the same values."""
 
   def __contains__(self, value):
     return not super().__contains__(value)
+
+  def __eq__(self, other):
+    return type(other) is Excluding and frozenset.__eq__(self, other)
+
+  def __ne__(self, other):
+    return not self == other
+
+  __hash__ = frozenset.__hash__
+
+  def __repr__(self):
+    return f"Excluding({sorted(self)})"
 
 
 def parse_split(expr: str) -> tuple[list[str], dict[str, frozenset[int]]]:

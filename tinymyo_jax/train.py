@@ -36,17 +36,13 @@ def model_config_from(config: ml_collections.ConfigDict):
   return tasks.get(config.task).model_config(config)
 
 
-def data_sources(config) -> list[input_pipeline.Source]:
-  return input_pipeline.config_sources(config)
-
-
 def data_spec(config) -> dict[str, Any]:
   """What the run's inputs are: sources, sample rate, window, channels and normalization.
 
   Stored with every checkpoint; fine-tuning compares its task's with the pretrained checkpoint's.
   A value is a list where the sources disagree, None where the metadata does not say.
   """
-  sources = data_sources(config)
+  sources = input_pipeline.config_sources(config)
   metas = [input_pipeline.source_metadata(s, config.data.data_dir) for s in sources]
   channels = [s.channel_group or m.get("num_channels") for s, m in zip(sources, metas)]
 
@@ -227,7 +223,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   replicated = NamedSharding(mesh, P())
 
   # --- data
-  sources = data_sources(config)
+  sources = input_pipeline.config_sources(config)
   stats = input_stats(config, sources)
   make_ds = dataset_fn(config, sources, per_process_batch, stats)
   train_iter = iter(make_ds(config.data.train_split, seed=config.seed, train=True))

@@ -10,7 +10,7 @@ from flax import nnx
 from configs import finetune as finetune_configs
 from export.gap9 import quantize as q
 from export.gap9.model_io import pure_params
-from tinymyo_jax import checkpointing, reporting, steps, tasks, train
+from tinymyo_jax import checkpointing, input_pipeline, reporting, steps, tasks, train
 from tinymyo_jax.tasks import classification
 from tinymyo_jax.models.tinymyo import create_model
 from tinymyo_jax.quant import fake_quant
@@ -97,7 +97,7 @@ def test_qat_run_trains_and_evaluates_the_fake_quant_model(tmp_path):
                  - np.asarray(start["blocks"][0]["mlp"]["fc1"]["kernel"])).max()
   assert moved > 1e-4
   # the eval loss the loop used for early stopping is the fake-quant forward's on the best params
-  ds = train.dataset_fn(config, train.data_sources(config), config.batch_size,
+  ds = train.dataset_fn(config, input_pipeline.config_sources(config), config.batch_size,
                         meta["input_stats"])
   graphdef, state = nnx.split(create_model(model_cfg, params=params), nnx.Param)
   qat_loss, _ = classification.qat_loss_fn(config, model_cfg, None, None, meta["quant"])
