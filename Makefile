@@ -13,6 +13,7 @@ TASK ?= uci
 CKPT ?=
 DATASET ?= uci_emg
 MANUAL_DIR ?=
+TEST_WORKERS ?= 2   # pytest-xdist processes for `make test` (0: run in this process)
 EXTRA_FLAGS ?=   # appended after the defaults: the last occurrence of a flag wins
 
 .PHONY: venv test test-multiprocess lint pretrain finetune infer data export gap9 bench clean-venv
@@ -26,7 +27,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist=worksteal
 
 test-multiprocess: $(STAMP)  # 2-process training, resume, restore and SIGKILL (minutes)
 	TINYMYO_MULTIPROCESS_TESTS=1 $(PY) -m pytest tests/multiprocess_test.py

@@ -1,11 +1,13 @@
-"""Shared test fixtures: paths, and fast-compile JAX settings for the test process."""
+"""Shared test fixtures: paths, shared-data skips, and one compilation cache for the whole run."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,6 +17,30 @@ FIXTURES = SHARED / "reference" / "official_fixtures"
 UCI_SAMPLE_ZIP = REPO / "data_builders" / "uci_emg" / "sample" / "EMG_data_for_gestures.zip"
 # Set (e.g. in CI, which keeps ../shared) to fail instead of skipping when shared files are absent.
 REQUIRE_SHARED = os.environ.get("TINYMYO_REQUIRE_SHARED", "") not in ("", "0")
+# Most tests compile the same small models' steps, many in fresh processes: one persistent XLA
+# cache for the run (every pytest-xdist worker and every subprocess inherits it through the
+# environment) compiles each program once. Set JAX_COMPILATION_CACHE_DIR to keep one across runs.
+CACHE_SETTINGS = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                  "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+def pytest_configure(config):
+  if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # the controller; workers inherit it
+    config._jax_cache_dir = tempfile.mkdtemp(prefix="tinymyo-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config._jax_cache_dir
+  for name, value in CACHE_SETTINGS.items():
+    os.environ.setdefault(name, value)
+  if "jax" in sys.modules:  # imported before this hook (a plugin): its flags are read already
+    import jax
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    for name, value in CACHE_SETTINGS.items():
+      jax.config.update(name.lower(), int(value))
+
+
+def pytest_unconfigure(config):
+  cache = getattr(config, "_jax_cache_dir", None)
+  if cache:
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 def need_shared(path) -> pathlib.Path:

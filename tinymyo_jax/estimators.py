@@ -68,7 +68,10 @@ def _windows(X) -> np.ndarray:
 def _targets(y, name: str) -> np.ndarray:
   if y is None:
     raise ValueError(f"{name} requires y to be passed, but the target y is None")
-  return np.asarray(y)
+  y = np.asarray(y)
+  if np.iscomplexobj(y):
+    raise ValueError(f"Complex data not supported: y has dtype {y.dtype}")
+  return y
 
 
 def _variant_of(config) -> str:
