@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= export,test,lint,beam,baselines
+EXTRAS ?= export,test,lint,beam,sklearn
 
 WORKDIR ?= runs/pretrain
 DATA_DIR ?= data/tfds

@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import flops as flops_lib  # noqa: E402
-from tinymyo_jax import atomic_io  # noqa: E402
+from tinymyo_jax import atomic_io, extras  # noqa: E402
 
 TASKS = {"train": "train", "eval1": ("eval", 1), "eval64": ("eval", 64)}
 MIN_REP_SECONDS = 1.0  # a repetition repeats the call until it lasts at least this long
@@ -377,4 +377,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(extras.run_cli(main))

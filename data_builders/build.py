@@ -27,7 +27,11 @@ def beam_options(flags: str | None):
   """Parses "key=value,key=value" into Beam `PipelineOptions`, or None when `flags` is empty."""
   if not flags:
     return None
-  from apache_beam.options.pipeline_options import PipelineOptions  # optional extra [beam]
+  try:
+    from apache_beam.options.pipeline_options import PipelineOptions
+  except ModuleNotFoundError as e:  # builders stand alone: the hint is written out here
+    raise ValueError("Beam pipeline options need 'apache_beam', from the 'beam' extra: pip "
+                     "install 'tinymyo-jax[beam]' (in a clone: pip install -e '.[beam]')") from e
   return PipelineOptions(flags=[f"--{flag.strip()}" for flag in flags.split(",") if flag.strip()])
 
 

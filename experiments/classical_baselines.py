@@ -8,7 +8,7 @@ splits, overall and per subject; nothing is chosen on test. The task's split exp
 from `configs/finetune.py`, so a named split (`uci_200hz,fold2`) selects the same windows as the
 network's run.
 
-Usage (scikit-learn is the optional extra `baselines`):
+Usage (scikit-learn is the optional extra `sklearn`):
   python experiments/classical_baselines.py --task uci_200hz --data_dir data/tfds_uci_full \
       --out runs/baselines/uci_200hz.json [--rotate_subject 22] [--overwrite]
 An existing --out is printed, not recomputed, unless --overwrite is given.
@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import finetune  # noqa: E402
-from tinymyo_jax import input_pipeline, metrics, reporting  # noqa: E402
+from tinymyo_jax import extras, input_pipeline, metrics, reporting  # noqa: E402
 
 FEATURES = ("mav", "rms", "wl", "zc", "ssc", "log_rms")
 ROLES = ("train", "validation", "test")
@@ -174,4 +174,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(extras.run_cli(main))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-corpus pretraining on other people's EMG (the four Myo-armband corpora, no UCI recording),
 # then UCI-EMG and Myo-corpus fine-tuning against scratch training and classical baselines.
-# Usage: [SPLIT=paper|fold0..fold4] [OUT=...] [DATA=...] bash experiments/cross_corpus.sh [stage ...]
+# Usage: [SPLIT=paper|fold0..fold4|pooled] [OUT=...] [DATA=...] bash experiments/cross_corpus.sh [stage ...]
 #   build       every Myo corpus (`all` + labeled configs) and UCI hz200 / hz200_all into $DATA
 #   pretrain    configs/pretrain.py:myo for $PRE_STEPS steps into $OUT/pretrain_myo
 #   uci         UCI $TASK: full fine-tuning and linear probe from pretrain_myo
@@ -29,6 +29,7 @@ SEEDS=${SEEDS:-3}
 PROBE_LR=${PROBE_LR:-5e-4}
 SPLIT=${SPLIT:-}
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
+[ "$SPLIT" != pooled ] || TASK=uci_200hz_pooled   # subjects pooled, split by repetition
 AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
 MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (half an epoch)
 PRE="$OUT/pretrain_myo"

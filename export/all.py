@@ -21,6 +21,7 @@ import numpy as np
 
 from export import import_torch, parity, to_onnx, to_torch
 from export import tasks as export_tasks
+from tinymyo_jax import extras
 from tinymyo_jax.models import weight_layouts as wm
 
 DEFAULT_TOLERANCE = 1e-5  # Flax vs PyTorch, fp32
@@ -164,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--uci_zip", default=parity.UCI_ZIP,
                  help="UCI-EMG zip for the real-window parity check (default: the bundled sample)")
   a = p.parse_args(argv)
+  for package in ("torch", "safetensors", "onnx", "onnxruntime"):  # before any work is done
+    extras.require(package, "export")
   try:
     summary = run(a.ckpt, a.out_dir, task=a.task, channels=a.channels, samples=a.samples,
                   dynamic_batch=a.dynamic_batch, ignore=a.ignore, overwrite=a.overwrite,
@@ -177,4 +180,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(extras.run_cli(main))

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tinymyo_jax import atomic_io, pretrained
+from tinymyo_jax import atomic_io, extras, pretrained
 from tinymyo_jax.models import weight_layouts as wm
 # Config inference and conversion live in the library; re-exported for export/ and its tests.
 from tinymyo_jax.pretrained import (  # noqa: F401
@@ -93,4 +93,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(extras.run_cli(main))

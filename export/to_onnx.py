@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from export import parity, tasks
-from tinymyo_jax import atomic_io
+from tinymyo_jax import atomic_io, extras
 from export.to_torch import params_to_official
 
 DEFAULT_OPSET = 18
@@ -223,4 +223,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(extras.run_cli(main))

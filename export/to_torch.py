@@ -21,7 +21,7 @@ import numpy as np
 
 from tinymyo_jax.models import weight_layouts as wm
 from export.import_torch import CONFIG_METADATA_KEY
-from tinymyo_jax import atomic_io
+from tinymyo_jax import atomic_io, extras
 
 
 def checkpoint_to_official(ckpt_dir: str, *, step: int | None = None
@@ -83,4 +83,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(extras.run_cli(main))

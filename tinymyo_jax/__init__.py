@@ -2,7 +2,7 @@
 
 `from_pretrained(path, n_chans=, n_outputs=, n_times=)` loads released, braindecode or our own
 weights; `TinyMyoClassifier` / `TinyMyoRegressor` are scikit-learn estimators (they need the
-`baselines` extra and are imported on first use).
+`sklearn` extra and are imported on first use).
 """
 
 from tinymyo_jax.pretrained import from_pretrained

@@ -9,7 +9,7 @@ random share of the windows. `init_from` starts from pretrained weights: an orba
 directory, or any file `tinymyo_jax.from_pretrained` reads (official, braindecode, our exports).
 
 Fitted estimators hold numpy params and configs only, so pickle / joblib work.
-Needs scikit-learn (the `baselines` extra).
+Needs scikit-learn (the `sklearn` extra).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ import uuid
 
 import numpy as np
 
-try:
-  from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-  from sklearn.utils.validation import check_array, check_is_fitted
-except ImportError as e:  # the module is imported on first use of the estimators
-  raise ImportError("TinyMyoClassifier / TinyMyoRegressor need scikit-learn: "
-                    "pip install -e .[baselines]") from e
+from tinymyo_jax import extras
+
+_PURPOSE = "TinyMyoClassifier / TinyMyoRegressor"  # this module is imported on first use of them
+BaseEstimator, ClassifierMixin, RegressorMixin = (
+    getattr(extras.require("sklearn.base", _PURPOSE), name)
+    for name in ("BaseEstimator", "ClassifierMixin", "RegressorMixin"))
+_validation = extras.require("sklearn.utils.validation", _PURPOSE)
+check_array, check_is_fitted = _validation.check_array, _validation.check_is_fitted
 
 
 def validation_split(n: int, *, fraction: float, seed: int, groups=None, y=None):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tinymyo_jax import extras
 from tinymyo_jax.models import weight_layouts as wl
 
 # Written by `export.to_torch` into the safetensors metadata; read back on import.
@@ -43,11 +44,7 @@ class Loaded:
 
 def read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
   """Reads all tensors (as numpy) and the string metadata of a safetensors file."""
-  try:
-    from safetensors import safe_open
-  except ImportError as e:
-    raise PretrainedError("reading .safetensors needs the 'safetensors' package (the 'export' "
-                          "extra: pip install -e .[export])") from e
+  safe_open = extras.require("safetensors", "reading .safetensors").safe_open
   if not os.path.isfile(path):
     raise PretrainedError(f"safetensors file {path!r} does not exist")
   try:
