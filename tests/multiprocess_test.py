@@ -112,6 +112,21 @@ def test_two_processes_train_resume_and_restore_like_one(tmp_path):
   np.testing.assert_allclose([resumed[s] for s in (3, 4)], [reference[s] for s in (3, 4)],
                              rtol=1e-5)
 
+  # 2 -> 1 and 1 -> 2: the iterator state is a global batch count, so either resumes the curve.
+  for workdir, n in ((two, 1), (tmp_path / "one", 2)):
+    shutil.rmtree(workdir / "checkpoints" / "4")
+    (workdir / "summary.json").unlink()
+    if n == 1:
+      codes, outs = wait_all([subprocess.Popen(
+          [sys.executable, *SMOKE, f"--workdir={workdir}", *RUN], cwd=REPO, env=env,
+          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)])
+      assert codes == [0], outs[0][-3000:]
+    else:
+      run_processes(n, workdir)
+    got = losses(workdir)
+    np.testing.assert_allclose([got[s] for s in (3, 4)], [reference[s] for s in (3, 4)],
+                               rtol=1e-5)
+
 
 def jax_leaves(tree):
   import jax

@@ -4,7 +4,9 @@ Layout of a checkpoint directory (one orbax `CheckpointManager`):
   <dir>/<step>/params     model state (nested dict, `nnx.to_pure_dict` layout): the parameters
                           and, for the speech model, its BatchNorm running statistics
   <dir>/<step>/opt_state  optimizer state (training checkpoints only)
-  <dir>/<step>/data       grain iterator state (training checkpoints only)
+  <dir>/<step>/data       grain iterator state (training checkpoints only), one
+                          `process_<i>-of-<N>.json` per process; the states are equal (a count
+                          of global batches), so a run resumes under another process count
   <dir>/<step>/meta       JSON: {"model": ModelConfig (or tagged SpeechConfig) fields, "step", ...}
 The model config, including `rope_mode`, travels with every checkpoint.
 Orbax writes each step into a temporary folder and renames it when complete, so a killed save
@@ -15,6 +17,8 @@ raised (never a silent restart).
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import os
 import re
@@ -97,14 +101,19 @@ class Checkpointer:
       return None
     errors = []
     for step in steps:
+      other_layout = data_iter is not None and self._other_layout_state(step)
       try:
         args = dict(params=ocp.args.StandardRestore(abstract_params),
                     opt_state=ocp.args.StandardRestore(abstract_opt_state),
                     meta=ocp.args.JsonRestore())
-        if data_iter is not None:
+        if data_iter is not None and not other_layout:
           import grain
           args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
         out = self.manager.restore(step, args=ocp.args.Composite(**args))
+        if other_layout:
+          data_iter.set_state(other_layout[1])
+          log.info("step %d: data-iterator state of a %s-process run restored into process %d "
+                   "of %d", step, other_layout[0], jax.process_index(), jax.process_count())
         if errors:
           self._quarantine([s for s, _ in errors])
           log.warning("skipped unreadable checkpoints: %s", "; ".join(e for _, e in errors))
@@ -116,6 +125,27 @@ class Checkpointer:
     raise CheckpointError(
         f"no checkpoint in {self.directory} can be restored; refusing to restart from step 0: "
         + "; ".join(e for _, e in errors))
+
+  def _other_layout_state(self, step: int) -> tuple[int, Any] | None:
+    """(process count, iterator state) of a step saved under another process count, or None when
+    this process has its own state file (or there is none to read: then the step is unreadable).
+
+    Every process saves the same state (`input_pipeline.GlobalBatchRows`: a count of global
+    batches), so any process of any count can take it; states that differ are refused.
+    """
+    data_dir = os.path.join(self.directory, str(step), "data")
+    own = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+    files = sorted(glob.glob(os.path.join(data_dir, "process_*-of-*.json")))
+    if not files or os.path.exists(os.path.join(data_dir, own)):
+      return None
+    states = {os.path.basename(f): json.loads(open(f).read()) for f in files}
+    first = next(iter(states.values()))
+    if any(state != first for state in states.values()):
+      raise CheckpointError(
+          f"step {step} in {self.directory} was saved by {len(files)} processes whose data-"
+          f"iterator states differ ({', '.join(states)}), so it cannot resume as process "
+          f"{jax.process_index()} of {jax.process_count()}: resume with the saved process count")
+    return len(files), first
 
   def _quarantine(self, steps) -> None:
     """Moves unreadable steps to `<dir>.unreadable/` (kept for inspection, out of the way)."""
