@@ -25,12 +25,9 @@ import numpy as np
 
 from tinymyo_jax import extras
 
-_PURPOSE = "TinyMyoClassifier / TinyMyoRegressor"  # this module is imported on first use of them
-BaseEstimator, ClassifierMixin, RegressorMixin = (
-    getattr(extras.require("sklearn.base", _PURPOSE), name)
-    for name in ("BaseEstimator", "ClassifierMixin", "RegressorMixin"))
-_validation = extras.require("sklearn.utils.validation", _PURPOSE)
-check_array, check_is_fitted = _validation.check_array, _validation.check_is_fitted
+extras.require("sklearn", "TinyMyoClassifier / TinyMyoRegressor")  # imported on their first use
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin  # noqa: E402
+from sklearn.utils.validation import check_array, check_is_fitted  # noqa: E402
 
 
 def validation_split(n: int, *, fraction: float, seed: int, groups=None, y=None):

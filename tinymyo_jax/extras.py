@@ -29,13 +29,19 @@ def install_hint(package: str) -> str:
           f"(in a clone: pip install -e '.[{extra}]')")
 
 
+def _extra_package(error: ModuleNotFoundError) -> str | None:
+  """The extra-provided package whose absence raised `error`, or None for any other module."""
+  package = (error.name or "").split(".")[0]
+  return package if package in PROVIDED_BY else None
+
+
 def require(module: str, purpose: str) -> ModuleType:
   """Imports `module` (of an extra's package), or raises MissingExtraError naming the extra."""
   try:
     return importlib.import_module(module)
   except ModuleNotFoundError as e:
-    package = (e.name or module).split(".")[0]
-    if package not in PROVIDED_BY:
+    package = _extra_package(e)
+    if package is None:
       raise
     raise MissingExtraError(f"{purpose} needs {package!r}, which is not installed; "
                             f"{install_hint(package)}") from e
@@ -48,8 +54,8 @@ def run_cli(main: Callable[[], int | None]) -> int:
   except MissingExtraError as e:
     print(f"error: {e}", file=sys.stderr)
   except ModuleNotFoundError as e:
-    package = (e.name or "").split(".")[0]
-    if package not in PROVIDED_BY:
+    package = _extra_package(e)
+    if package is None:
       raise
     print(f"error: {package!r} is not installed; {install_hint(package)}", file=sys.stderr)
   return 1
