@@ -1,10 +1,12 @@
 """A/B of the attention blocking in one JAX process: train step and eval forward per setting.
 
   python bench/attention_ab.py [--per_step 0,1,2,4] [--train_batch 16] [--eval_batch 64]
-      [--reps 5] [--dtype float32] [--tasks train,eval]
+      [--reps 5] [--dtype float32] [--tasks train,eval] [--channels 16 --samples 1000]
+tasks: train (= pretrain), finetune, probe (the steps of `bench/jax_steps.py`) and eval.
 
-`--per_step` lists values of `layers.ATTENTION_EXAMPLES_PER_STEP` (0 = one block holding the
-whole batch, i.e. plain [B, H, N, N] attention, no loop, no remat). Every setting is compiled
+`--per_step` lists examples per loop step (sets `layers.TOKENS_PER_STEP` to that many windows'
+tokens; 0 = one block holding the whole batch, i.e. plain [B, H, N, N] attention, no loop, no
+remat). Every setting is compiled
 first; then the repetitions cycle through the settings (A, B, C, A, B, C, ...). Prints the
 median examples/s of each with the load average.
 """
@@ -12,7 +14,6 @@ median examples/s of each with the load average.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 
@@ -25,40 +26,31 @@ from flax import nnx  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bench.compare_torch import time_calls  # noqa: E402
-from configs import pretrain  # noqa: E402
-from tinymyo_jax import sharding, steps, train  # noqa: E402
-from tinymyo_jax.tasks import pretrain as pretrain_task  # noqa: E402
+from bench import jax_steps  # noqa: E402
 from tinymyo_jax.models import layers  # noqa: E402
 
 
 def build(per_step: int, args, task: str):
-  """Compiles one task with the attention blocking fixed at `per_step`; returns a runner."""
-  layers.ATTENTION_EXAMPLES_PER_STEP = per_step or 10 ** 9
-  config = pretrain.get_config("default").unlock()
-  config.model.variant, config.model.dtype = args.variant, args.dtype
-  config.model.rope_mode = args.rope_mode
-  config.batch_size = args.train_batch
-  mesh = sharding.make_mesh(-1, 1)
-  tx, schedule = train.make_optimizer(config)
-  graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
-  rng = np.random.default_rng(0)
-  key = jax.random.key(0)
-  if task == "train":
-    loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
-    batch = sharding.host_to_global(mesh, {"emg": rng.uniform(
-        -1, 1, (args.train_batch, args.channels, args.samples)).astype(np.float32)})
-    fn = jax.jit(steps.make_train_step(graphdef, tx, loss_fn, schedule),
-                 donate_argnums=(0,)).lower(state, batch, key).compile()
+  """Compiles one task with the batch-loop step fixed at `per_step` examples; returns a runner.
+  task: a training step kind of `bench/jax_steps.py` (pretrain, finetune, probe) or eval."""
+  tokens = args.channels * args.samples // 20
+  layers.TOKENS_PER_STEP = per_step * tokens if per_step else 10 ** 9
+  kind = "pretrain" if task in ("train", "eval") else task
+  batch = args.eval_batch if task == "eval" else args.train_batch
+  step, state, data, key, graphdef = jax_steps.build(
+      kind, channels=args.channels, samples=args.samples, batch=batch, variant=args.variant,
+      dtype=args.dtype, rope_mode=args.rope_mode)
+  if task != "eval":
+    fn = step.lower(state, data, key).compile()
     holder = {"state": state}
 
     def run():
-      holder["state"], m = fn(holder["state"], batch, key)
+      holder["state"], m = fn(holder["state"], data, key)
       jax.block_until_ready(m)
     return run
-  x = jax.numpy.asarray(rng.uniform(-1, 1, (args.eval_batch, args.channels, args.samples)),
-                        np.float32)
-  fwd = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x)).lower(state["params"], x).compile()
-  return lambda: fwd(state["params"], x).block_until_ready()
+  fwd = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x)).lower(
+      state["params"], data["emg"]).compile()
+  return lambda: fwd(state["params"], data["emg"]).block_until_ready()
 
 
 def main():
@@ -77,7 +69,7 @@ def main():
   args = p.parse_args()
   settings = [int(v) for v in args.per_step.split(",")]
   for task in args.tasks.split(","):
-    batch = args.train_batch if task == "train" else args.eval_batch
+    batch = args.eval_batch if task == "eval" else args.train_batch
     runners = {s: build(s, args, task) for s in settings}
     for r in runners.values():
       r()

@@ -1,21 +1,33 @@
-"""JAX vs PyTorch TinyMyo at the same work: pretraining step and eval forward, A/B/A/B.
+"""JAX vs PyTorch TinyMyo at the same work: training steps and eval forward, A/B/A/B.
 
-  python bench/compare_torch.py [--tasks train,eval1,eval64] [--train_batch 16] [--reps 5]
-      [--dtype float32|bfloat16] [--frameworks jax,torch,torch_compile] [--rope_mode released]
-      [--xla_flags "..."] [--json OUT.json]
+  python bench/compare_torch.py [--tasks pretrain:16,eval:1,eval:64] [--reps 5]
+      [--channels 16 --samples 1000] [--dtype float32|bfloat16] [--torch_dtype ...]
+      [--frameworks jax,torch,torch_compile] [--rope_mode released] [--xla_flags "..."]
+      [--json OUT.json]
+
+A task is `kind:batch`, kind one of
+  pretrain  the pretraining step: a random 50% patch mask per example, forward with dropouts,
+            SmoothL1(masked) + 0.1 SmoothL1(visible), backward, global-norm clip 3, AdamW
+            (b2 0.98, weight decay 0.01 on matrices)
+  finetune  the fine-tuning step of a classification task: concat head, 6 classes,
+            cross-entropy, backward through everything, AdamW with layer-wise LR decay 0.9
+  probe     the linear-probing step: the encoder runs deterministically without gradients,
+            only the head trains
+  eval      the eval forward of the pretraining model
+(`train`, `eval1`, `eval64` are the older names of pretrain:--train_batch, eval:1, eval:64.)
+The JAX side is the trainer's own compiled step (`bench/jax_steps.py`), the PyTorch side
+`export/torch_model.py` with the same objective and optimizer.
 
 One long-lived worker process per framework builds the model, compiles and warms up each task;
 the parent then asks the workers in turn (A, B, A, B, ...) to time one repetition, so machine
 load drifts hit every framework alike. Each repetition also measures the ceiling: a 2048^3
-matmul in fp32 and bf16, in both frameworks (the best of the two counts). Figures: median
-examples/s over the repetitions, ratio to PyTorch eager, and achieved model FLOP/s as a fraction
-of the ceiling of its compute dtype (`--torch_dtype` may differ from `--dtype`). Model FLOPs
-are counted analytically (`bench/flops.py`).
-
-Training step = the pretraining objective on both sides: a random 50% patch mask per example,
-forward with dropouts, SmoothL1(masked) + 0.1 SmoothL1(visible), backward, global-norm clip 3,
-AdamW (b2 0.98, weight decay 0.01 on matrices). bf16 means bf16 compute with fp32 params: the
-JAX model's `dtype="bfloat16"`, `torch.autocast("cpu", torch.bfloat16)` on the PyTorch side.
+matmul in fp32, and in bf16 in the workers that compute in bf16 (the best worker counts).
+Figures: median examples/s over the repetitions, ratio to PyTorch eager, and achieved model
+FLOP/s as a fraction of the ceiling of its compute dtype (`--torch_dtype` may differ from
+`--dtype`). Model FLOPs are counted analytically (`bench/flops.py`; a probe step counts as one
+forward).
+bf16 means bf16 compute with fp32 params: the JAX model's `dtype="bfloat16"`,
+`torch.autocast("cpu", torch.bfloat16)` on the PyTorch side.
 """
 
 from __future__ import annotations
@@ -23,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -34,10 +45,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import flops as flops_lib  # noqa: E402
-from tinymyo_jax import atomic_io, extras  # noqa: E402
+from tinymyo_jax import atomic_io, cpu_features, extras  # noqa: E402
 
-TASKS = {"train": "train", "eval1": ("eval", 1), "eval64": ("eval", 64)}
+KINDS = ("pretrain", "finetune", "probe", "eval")
+OLD_NAMES = {"eval1": "eval:1", "eval64": "eval:64"}
 MIN_REP_SECONDS = 1.0  # a repetition repeats the call until it lasts at least this long
+
+
+def parse_task(task: str, train_batch: int) -> tuple[str, int]:
+  """'kind:batch' (or an older name) -> (kind, batch); raises ValueError naming the task."""
+  task = OLD_NAMES.get(task, f"pretrain:{train_batch}" if task == "train" else task)
+  kind, _, batch = task.partition(":")
+  if kind not in KINDS or not batch.isdigit() or int(batch) < 1:
+    raise ValueError(f"task {task!r} is not kind:batch with kind in {KINDS} and batch >= 1")
+  return kind, int(batch)
+
+
+def synthetic_emg(batch: int, args) -> np.ndarray:
+  return np.random.default_rng(0).uniform(-1, 1, (batch, args.channels, args.samples)).astype(
+      np.float32)
 
 
 # ----------------------------------------------------------------------------- workers
@@ -47,50 +73,32 @@ class JaxWorker:
   """Compiled JAX steps (the trainer's own code path) for each task."""
 
   def __init__(self, args):
-    import functools
-
     import jax
-    from flax import nnx
-
-    from configs import pretrain
-    from tinymyo_jax import sharding, steps, train
-    from tinymyo_jax.tasks import pretrain as pretrain_task
 
     self.jax = jax
-    config = pretrain.get_config("default").unlock()
-    config.model.variant, config.model.dtype = args.variant, args.dtype
-    config.model.rope_mode = args.rope_mode
-    config.batch_size = args.train_batch
-    mesh = sharding.make_mesh(-1, 1)
-    tx, schedule = train.make_optimizer(config)
-    graphdef, self.state = train.init_state(train.model_config_from(config), mesh, tx,
-                                            config.seed)
-    loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
-    self.train_step = jax.jit(steps.make_train_step(graphdef, tx, loss_fn, schedule),
-                              donate_argnums=(0,))
-
-    def forward(params, x):
-      return nnx.merge(graphdef, params)(x)
-
-    self.forward = jax.jit(forward)
-    self.mesh, self.sharding = mesh, sharding
-    self.key = jax.random.key(0)
-
-  def batch(self, b, args):
-    x = np.random.default_rng(0).uniform(-1, 1, (b, args.channels, args.samples))
-    return self.sharding.host_to_global(self.mesh, {"emg": x.astype(np.float32)})
 
   def make(self, task, args):
     """A zero-argument callable that runs one step of `task` to completion."""
-    if task == "train":
-      batch = self.batch(args.train_batch, args)
+    from flax import nnx
 
-      def run():
-        self.state, metrics = self.train_step(self.state, batch, self.key)
-        self.jax.block_until_ready(metrics)
-      return run
-    x = self.batch(task[1], args)["emg"]
-    return lambda: self.forward(self.state["params"], x).block_until_ready()
+    from bench import jax_steps
+    from tinymyo_jax import sharding
+
+    kind, batch = task
+    step, state, data, key, graphdef = jax_steps.build(
+        "pretrain" if kind == "eval" else kind, channels=args.channels, samples=args.samples,
+        batch=batch, variant=args.variant, dtype=args.dtype, rope_mode=args.rope_mode)
+    if kind == "eval":
+      forward = self.jax.jit(lambda params, x: nnx.merge(graphdef, params)(x))
+      params = state["params"]
+      x = sharding.host_to_global(sharding.make_mesh(-1, 1), {"emg": synthetic_emg(batch, args)})
+      return lambda: forward(params, x["emg"]).block_until_ready()
+    holder = {"state": state}
+
+    def run():
+      holder["state"], metrics = step(holder["state"], data, key)
+      self.jax.block_until_ready(metrics)
+    return run
 
   def matmul(self, dtype: str):
     import jax.numpy as jnp
@@ -105,33 +113,39 @@ class TorchWorker:
   def __init__(self, args, compiled: bool):
     import torch
 
-    from export.torch_model import TorchConfig, build
-
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    self.torch = torch
-    self.model = build(TorchConfig(
-        num_layers=flops_lib.VARIANTS[args.variant]["num_layers"], rope_mode=args.rope_mode,
-        embed_dim=flops_lib.VARIANTS[args.variant]["embed_dim"],
-        num_heads=flops_lib.VARIANTS[args.variant]["num_heads"],
-        mlp_ratio=flops_lib.VARIANTS[args.variant]["mlp_ratio"]))
-    decay = [p for p in self.model.parameters() if p.ndim >= 2 and p.shape[0] != 1]
-    rest = [p for p in self.model.parameters() if not (p.ndim >= 2 and p.shape[0] != 1)]
-    self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                                  {"params": rest, "weight_decay": 0.0}],
-                                 lr=1e-4, betas=(0.9, 0.98), eps=1e-8)
-    self.net = torch.compile(self.model) if compiled else self.model
+    self.torch, self.compiled = torch, compiled
     self.autocast = dict(device_type="cpu", dtype=torch.bfloat16,
                          enabled=args.dtype == "bfloat16")
 
-  def loss(self, x):
+  def build(self, args, head: str):
+    from export.torch_model import TorchConfig, build
+
+    v = flops_lib.VARIANTS[args.variant]
+    return build(TorchConfig(
+        num_layers=v["num_layers"], rope_mode=args.rope_mode, embed_dim=v["embed_dim"],
+        num_heads=v["num_heads"], mlp_ratio=v["mlp_ratio"], head=head,
+        num_channels=args.channels, num_outputs=6 if head == "classification" else 0))
+
+  def adamw(self, groups):
+    """AdamW as the trainer's: b2 0.98, weight decay 0.01 on matrices only."""
+    out = []
+    for params, lr in groups:
+      decay = [p for p in params if p.ndim >= 2 and p.shape[0] != 1]
+      rest = [p for p in params if not (p.ndim >= 2 and p.shape[0] != 1)]
+      out += [{"params": decay, "weight_decay": 0.01, "lr": lr},
+              {"params": rest, "weight_decay": 0.0, "lr": lr}]
+    return self.torch.optim.AdamW(out, lr=1e-4, betas=(0.9, 0.98), eps=1e-8)
+
+  def pretrain_loss(self, net, x):
     torch = self.torch
     b, c, t = x.shape
     n = c * (t // 20)
     ranks = torch.rand(b, n).argsort(-1).argsort(-1)
     mask = ranks < int(0.5 * n)
     with torch.autocast(**self.autocast):
-      pred = self.net(x, mask)
+      pred = net(x, mask)
     target = x.reshape(b, n, 20)
     elem = torch.nn.functional.smooth_l1_loss(pred.float(), target, reduction="none")
     m = mask[..., None].expand_as(elem).float()
@@ -141,25 +155,60 @@ class TorchWorker:
 
   def make(self, task, args):
     torch = self.torch
-    if task == "train":
-      x = torch.from_numpy(np.random.default_rng(0).uniform(
-          -1, 1, (args.train_batch, args.channels, args.samples)).astype(np.float32))
+    kind, batch = task
+    x = torch.from_numpy(synthetic_emg(batch, args))
+    model = self.build(args, "reconstruction" if kind in ("pretrain", "eval") else
+                       "classification")
+    net = torch.compile(model) if self.compiled else model
+    if kind == "eval":
+      def run_eval():
+        model.eval()
+        with torch.inference_mode(), torch.autocast(**self.autocast):
+          net(x)
+      return run_eval
+    labels = torch.from_numpy(np.random.default_rng(0).integers(0, 6, batch))
+    layers = len(model.blocks)
+    if kind == "pretrain":
+      opt = self.adamw([(list(model.parameters()), 1e-4)])
+      params = list(model.parameters())
+      loss_of = lambda: self.pretrain_loss(net, x)  # noqa: E731
+    elif kind == "finetune":  # LLRD: depth 0 = embedding, 1..L = blocks, L + 1 = norm and head
+      def depth(name):
+        if name.startswith("blocks."):
+          return int(name.split(".")[1]) + 1
+        return 0 if name.startswith(("patch_embedding", "mask_token")) else layers + 1
+      by_depth = {}
+      for name, p in model.named_parameters():
+        by_depth.setdefault(depth(name), []).append(p)
+      opt = self.adamw([(ps, 5e-4 * 0.9 ** (layers + 1 - d)) for d, ps in by_depth.items()])
+      params = list(model.parameters())
 
-      def run():
-        self.model.train()
-        self.opt.zero_grad(set_to_none=True)
-        self.loss(x).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 3.0)
-        self.opt.step()
-      return run
-    x = torch.from_numpy(np.random.default_rng(0).uniform(
-        -1, 1, (task[1], args.channels, args.samples)).astype(np.float32))
+      def loss_of():
+        with torch.autocast(**self.autocast):
+          logits = net(x)
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
+    else:  # probe: the frozen encoder in eval mode without gradients, the head trains
+      head = model.model_head
+      params = list(head.parameters())
+      opt = self.adamw([(params, 5e-4)])
 
-    def run_eval():
-      self.model.eval()
-      with torch.inference_mode(), torch.autocast(**self.autocast):
-        self.net(x)
-    return run_eval
+      def loss_of():
+        with torch.autocast(**self.autocast):
+          with torch.no_grad():
+            model.eval()
+            latent = model.encode(x)
+          head.train()
+          logits = head(latent, x.shape[1])
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
+
+    def run():
+      if kind != "probe":
+        model.train()
+      opt.zero_grad(set_to_none=True)
+      loss_of().backward()
+      torch.nn.utils.clip_grad_norm_(params, 3.0)
+      opt.step()
+    return run
 
   def matmul(self, dtype: str):
     a = self.torch.randn(2048, 2048, dtype=getattr(self.torch, dtype))
@@ -188,14 +237,16 @@ def worker_main(args) -> None:
   for name in args.tasks.split(","):
     t0 = time.perf_counter()
     try:
-      fns[name] = w.make(TASKS[name], args)
+      fns[name] = w.make(parse_task(name, args.train_batch), args)
       fns[name]()  # compile / first call
       warm = time_calls(fns[name], 1)
       iters[name] = max(1, int(np.ceil(MIN_REP_SECONDS / max(warm, 1e-6))))
       setup[name] = round(time.perf_counter() - t0, 1)
     except Exception as e:  # noqa: BLE001 - e.g. torch.compile failing on this platform
       setup[name] = f"failed: {type(e).__name__}: {str(e)[:200]}"
-  mm = {d: w.matmul(d) for d in ("float32", "bfloat16")}
+  # fp32 and the worker's own compute dtype: a framework without a native bf16 kernel on this CPU
+  # (PyTorch ~1 GFLOP/s on AVX2-only chips) would spend minutes on a bf16 ceiling it never uses.
+  mm = {d: w.matmul(d) for d in dict.fromkeys(("float32", args.dtype))}
   for f in mm.values():
     f()
   print(json.dumps({"ready": setup}), file=out, flush=True)
@@ -264,10 +315,11 @@ def run_parent(args) -> dict:
   from tqdm import tqdm
 
   names = args.frameworks.split(",")
-  workers = [Worker(n, args) for n in names]  # set up one at a time: compiles do not overlap
+  workers = []
   try:
-    for w in workers:
-      print(f"[{w.name}] setup: {w.wait_ready()}  (load {load()})", flush=True)
+    for name in names:  # one at a time: one worker's compiles do not slow the other's setup
+      workers.append(Worker(name, args))
+      print(f"[{name}] setup: {workers[-1].wait_ready()}  (load {load()})", flush=True)
     results = {"tasks": {}, "ceiling": {"float32": [], "bfloat16": []}, "load": [load()]}
     for task in args.tasks.split(","):
       per = {w.name: [] for w in workers}
@@ -296,9 +348,9 @@ def summarize(results, args, setup) -> dict:
     return args.torch_dtype or args.dtype if name.startswith("torch") else args.dtype
 
   for task, per in results["tasks"].items():
-    batch = args.train_batch if task == "train" else TASKS[task][1]
+    kind, batch = parse_task(task, args.train_batch)
     model_flops = flops_lib.model_flops_per_example(
-        args.variant, args.channels, args.samples, train=task == "train")
+        args.variant, args.channels, args.samples, train=kind in ("pretrain", "finetune"))
     base = per.get("torch")
     base_eps = (batch / float(np.median(base)) if base and None not in base else None)
     for name, secs in per.items():
@@ -323,7 +375,8 @@ def summarize(results, args, setup) -> dict:
       "ceiling_by_framework": {d: {n: round(v, 1) for n, v in c.items()}
                                for d, c in ceiling_by.items()},
       "rows": rows, "setup_seconds": setup, "loadavg_1_5_15": results["load"],
-      "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+      "machine": f"{cpu_features.cpu_info()[0]}, {os.cpu_count()} cores",
+      "cpu_path": cpu_features.describe(jax.default_backend()),
       "versions": {"jax": jax.__version__, "torch": torch.__version__},
   }
 
@@ -332,13 +385,14 @@ def print_table(summary) -> None:
   print(f"\n{summary['variant']} {summary['input']} JAX {summary['dtype']}, PyTorch "
         f"{summary['torch_dtype']}  ceiling GFLOP/s "
         f"{summary['ceiling_gflop_per_s']}  load {summary['loadavg_1_5_15']}")
-  print(f"{'task':8} {'framework':14} {'batch':>5} {'ex/s':>8} {'vs eager':>9} "
+  print(f"{summary['machine']}; {summary['cpu_path']}")
+  print(f"{'task':12} {'framework':14} {'batch':>5} {'ex/s':>8} {'vs eager':>9} "
         f"{'GFLOP/s':>8} {'ceiling':>8}")
   for r in summary["rows"]:
     if "examples_per_s" not in r:
-      print(f"{r['task']:8} {r['framework']:14} {r['status']}")
+      print(f"{r['task']:12} {r['framework']:14} {r['status']}")
       continue
-    print(f"{r['task']:8} {r['framework']:14} {r['batch']:5d} {r['examples_per_s']:8.2f} "
+    print(f"{r['task']:12} {r['framework']:14} {r['batch']:5d} {r['examples_per_s']:8.2f} "
           f"{r['vs_torch_eager'] or float('nan'):9.3f} {r['model_gflop_per_s']:8.1f} "
           f"{r['fraction_of_ceiling']:8.1%}")
 
@@ -346,7 +400,8 @@ def print_table(summary) -> None:
 def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--tasks", default="train,eval1,eval64")
+  p.add_argument("--tasks", default="pretrain:16,eval:1,eval:64",
+                 help="comma-separated kind:batch, kind in " + ", ".join(KINDS))
   p.add_argument("--frameworks", default="jax,torch")
   p.add_argument("--train_batch", type=int, default=16)
   p.add_argument("--reps", type=int, default=5)
@@ -365,8 +420,12 @@ def main():
   p.add_argument("--worker", default="", help=argparse.SUPPRESS)
   args = p.parse_args()
   for t in args.tasks.split(","):
-    if t not in TASKS:
-      p.error(f"unknown task {t!r}; expected some of {sorted(TASKS)}")
+    try:
+      parse_task(t, args.train_batch)
+    except ValueError as e:
+      p.error(str(e))
+  if args.samples % 20:
+    p.error(f"--samples {args.samples} is not a multiple of the patch size 20")
   if args.worker:
     worker_main(args)
     return

@@ -7,6 +7,7 @@ Speech tasks have their own script (`bench/speech_step.py`: variable-length utte
 
 Usage: python bench/finetune_step.py [--tasks uci,uci_200hz,db5,epn612,db8] [--batch 32]
                                      [--steps 5] [--variant tiny] [--frozen]
+                                     [--dtype float32|bfloat16]
 --frozen times the linear-probing step (`finetune.freeze_backbone=True`: the head alone trains,
 no backward pass through the encoder).
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -29,7 +29,7 @@ from bench.timing import median_step_ms  # noqa: E402
 
 from configs import finetune  # noqa: E402
 from data_builders import registry  # noqa: E402
-from tinymyo_jax import sharding, steps, tasks, train  # noqa: E402
+from tinymyo_jax import cpu_features, sharding, steps, tasks, train  # noqa: E402
 
 WINDOW_TASKS = ("uci", "uci_200hz", "db5", "epn612", "db8")
 
@@ -52,10 +52,11 @@ def synthetic_batch(config, batch: int, samples: int, seed: int = 0) -> dict:
   return out
 
 
-def time_task(task: str, batch: int, num_steps: int, variant: str, frozen: bool = False) -> dict:
+def time_task(task: str, batch: int, num_steps: int, variant: str, frozen: bool = False,
+              dtype: str = "float32") -> dict:
   """Compiles and times one task's train step; returns its figures."""
   config = finetune.get_config(task).unlock()
-  config.model.variant = variant
+  config.model.variant, config.model.dtype = variant, dtype
   config.finetune.freeze_backbone = frozen
   config.batch_size = batch
   config.total_steps = 1000
@@ -71,7 +72,7 @@ def time_task(task: str, batch: int, num_steps: int, variant: str, frozen: bool 
   compile_s = time.perf_counter() - t0
   ms, _, metrics = median_step_ms(compiled, state, data, key, steps=num_steps)
   tokens = config.model.num_channels * samples // 20
-  return {"task": task + (" (frozen)" if frozen else ""),
+  return {"task": task + (" (frozen)" if frozen else ""), "dtype": dtype,
           "input": f"{config.model.num_channels}x{samples}", "tokens": tokens,
           "batch": batch, "compile_s": round(compile_s, 1), "ms_per_step": round(ms, 1),
           "examples_per_s": round(batch * 1000 / ms, 2), "loss": round(float(metrics["loss"]), 4)}
@@ -84,16 +85,18 @@ def main():
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--variant", default="tiny")
   p.add_argument("--frozen", action="store_true", help="time the linear-probing step")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                 help="compute dtype (params, optimizer state and loss stay fp32)")
   args = p.parse_args()
   tasks = args.tasks.split(",")
   unknown = [t for t in tasks if t not in WINDOW_TASKS]
   if unknown:
     p.error(f"unknown window task(s) {unknown}; choose from {WINDOW_TASKS}")
   print(f"jax {jax.__version__}, {jax.devices()}, {os.cpu_count()} CPUs, "
-        f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.1f}")
+        f"load {os.getloadavg()[0]:.1f}\n{cpu_features.describe(jax.default_backend())}")
   print(f"{'task':10} {'input':>8} {'tokens':>6} {'batch':>5} {'ms/step':>9} {'ex/s':>7}")
   for task in tasks:
-    r = time_task(task, args.batch, args.steps, args.variant, args.frozen)
+    r = time_task(task, args.batch, args.steps, args.variant, args.frozen, args.dtype)
     print(f"{r['task']:10} {r['input']:>8} {r['tokens']:>6} {r['batch']:>5} "
           f"{r['ms_per_step']:>9.1f} {r['examples_per_s']:>7.2f}", flush=True)
     print(json.dumps(r), file=sys.stderr)

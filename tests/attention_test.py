@@ -58,12 +58,22 @@ def test_dropout_is_deterministic_per_key_and_drops_the_asked_share():
   assert abs(float(ones.mean()) - 1.0) < 0.05
 
 
-def test_inference_batch_loop_gives_the_one_call_values():
+def test_loop_steps_hold_about_the_token_budget():
+  devices = jax.device_count()
+  assert layers.batch_group(64, 800) == layers.attention_group_size(64, devices, 2)  # 16x1000
+  assert layers.batch_group(64, 80) == layers.attention_group_size(64, devices, 20)  # 8x200
+  assert layers.batch_group(32, 160) == layers.attention_group_size(32, devices, 10)  # 16x200
+  if devices == 1:
+    assert (layers.batch_group(64, 800), layers.batch_group(32, 80)) == (2, 32)
+
+
+def test_inference_batch_loop_gives_the_one_call_values(monkeypatch):
   from tinymyo_jax.models.tinymyo import create_model, decode_variant
+  monkeypatch.setattr(layers, "TOKENS_PER_STEP", 160)  # 2 windows of 80 tokens per step
   model = create_model(decode_variant("test"))
   x = jax.random.normal(jax.random.key(4), (6, 8, 200))
   mask = jax.random.bernoulli(jax.random.key(5), 0.5, (6, 80))
-  assert layers.batch_group(6) < 6  # the loop really runs (CPU)
+  assert layers.batch_group(6, 80) < 6  # the loop really runs (CPU)
   looped = model(x, mask)
   single = jnp.concatenate([model(x[i:i + 1], mask[i:i + 1]) for i in range(6)])
   assert looped.shape == (6, 80, 20)
@@ -77,6 +87,7 @@ from flax import nnx
 from tinymyo_jax import sharding
 from tinymyo_jax.models import layers
 from tinymyo_jax.models.tinymyo import create_model, decode_variant
+layers.TOKENS_PER_STEP = 160  # 2 windows of 80 tokens per device per step
 model = create_model(decode_variant("test"))
 graphdef, params = nnx.split(model)
 x = jax.random.normal(jax.random.key(0), (64, 8, 200))
@@ -86,8 +97,9 @@ fwd = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
 out = fwd(params, xs)
 hlo = fwd.lower(params, xs).compile().as_text()
 ref = jnp.concatenate([model(x[i:i + 8]) for i in range(0, 64, 8)])
-print("RESULT" + json.dumps(dict(group=layers.batch_group(64), diff=float(jnp.abs(out - ref).max()),
-      spec=str(out.sharding.spec), gathers=hlo.count("all-gather"))))
+print("RESULT" + json.dumps(dict(group=layers.batch_group(64, 80),
+      diff=float(jnp.abs(out - ref).max()), spec=str(out.sharding.spec),
+      gathers=hlo.count("all-gather"))))
 """
 
 

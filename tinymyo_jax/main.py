@@ -40,8 +40,9 @@ def main(argv):
   if config.distributed:
     multihost.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                          FLAGS.heartbeat_timeout_s)
+  from tinymyo_jax import cpu_features
   print(f"JAX {jax.__version__}, process {jax.process_index()}/{jax.process_count()}, "
-        f"devices: {jax.devices()}", flush=True)
+        f"devices: {jax.devices()}; {cpu_features.describe(jax.default_backend())}", flush=True)
   try:
     multihost.check_same_config(config)
     run(config)

@@ -34,8 +34,9 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss_fn: LossFn,
 
     (_, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(
         state["params"])
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
+    with jax.named_scope("optimizer"):
+      updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+      params = optax.apply_updates(state["params"], updates)
     metrics = dict(metrics, grad_norm=optax.tree.norm(grads),
                    param_norm=optax.tree.norm(params))
     if lr_schedule is not None:

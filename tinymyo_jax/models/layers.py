@@ -127,17 +127,18 @@ class DropPath(Dropout):
     return (x.shape[0],) + (1,) * (x.ndim - 1)
 
 
-# Examples per device that one step of the blocked attention loop (and of the inference
-# batch loop in `TinyMyo.encode`) handles. The [H, N, N]
-# logits of one 16x1000 window are 7.7 MB in fp32: a step's logits stay in cache instead of
-# streaming a [B, H, N, N] array (hundreds of MB) through memory several times (see BENCHMARKS.md).
-ATTENTION_EXAMPLES_PER_STEP = 2
+# Tokens per device that one step of the blocked attention loop (and of the encoder's batch loop
+# in `TinyMyo.encode`) handles: two 16x1000 windows (800 tokens each). Their [H, N, N] logits are
+# 7.7 MB per window in fp32, so a step's logits stay in cache instead of streaming a [B, H, N, N]
+# array (hundreds of MB) through memory several times. Short windows take more examples per
+# step: at 80 tokens a loop step of 2 examples costs more in slicing and stacking than it saves
+# (see BENCHMARKS.md).
+TOKENS_PER_STEP = 1600
 
 
-def attention_group_size(batch: int, num_devices: int, per_device: int | None = None) -> int:
+def attention_group_size(batch: int, num_devices: int, per_device: int) -> int:
   """Examples per step of the blocked attention: the smallest divisor of `batch` that gives
-  every device `per_device` (default `ATTENTION_EXAMPLES_PER_STEP`) examples, or the batch."""
-  per_device = ATTENTION_EXAMPLES_PER_STEP if per_device is None else per_device
+  every device `per_device` examples, or the batch."""
   target = min(batch, per_device * num_devices)
   return next(g for g in range(target, batch + 1) if batch % g == 0)
 
@@ -156,12 +157,14 @@ def keep_mask(key, keep: float, shape: tuple[int, ...]) -> jnp.ndarray:
   return draws < jnp.uint16(min(round(keep * 65536), 65535))
 
 
-def batch_group(batch: int) -> int:
-  """Examples per step of the batch loops on this backend: on CPU a few per device (cache
-  reuse); accelerators take the whole batch in one step (their parallelism needs it)."""
+def batch_group(batch: int, tokens: int) -> int:
+  """Examples per step of the batch loops on this backend for windows of `tokens` tokens: on CPU
+  about `TOKENS_PER_STEP` tokens per device (cache reuse); accelerators take the whole batch in
+  one step (their parallelism needs it)."""
   if jax.default_backend() != "cpu":
     return batch
-  return attention_group_size(batch, jax.device_count())
+  per_device = max(1, -(-TOKENS_PER_STEP // max(tokens, 1)))
+  return attention_group_size(batch, jax.device_count(), per_device)
 
 
 def softmax_attention(q_bhnd, k_bhnd, v_bhnd, *, drop_rate: float = 0.0, key=None):
@@ -170,15 +173,16 @@ def softmax_attention(q_bhnd, k_bhnd, v_bhnd, *, drop_rate: float = 0.0, key=Non
   With `drop_rate` > 0 the probabilities are dropped out with a mask drawn from `key`.
   Returns [G, N, H, Dh].
   """
-  scale = jnp.asarray(q_bhnd.shape[-1] ** -0.5, q_bhnd.dtype)
-  logits = jnp.einsum("ghnd,ghmd->ghnm", q_bhnd * scale, k_bhnd,
-                      preferred_element_type=jnp.float32)
-  probs = jax.nn.softmax(logits, axis=-1)
-  if drop_rate > 0.0:
-    keep = checkpoint_name(keep_mask(key, 1.0 - drop_rate, probs.shape), "attention_keep")
-    probs = jnp.where(keep, probs / (1.0 - drop_rate), 0.0)
-  return jnp.einsum("ghnm,ghmd->gnhd", probs.astype(v_bhnd.dtype), v_bhnd,
-                    preferred_element_type=dot_output_dtype(v_bhnd.dtype))
+  with jax.named_scope("softmax_attention"):
+    scale = jnp.asarray(q_bhnd.shape[-1] ** -0.5, q_bhnd.dtype)
+    logits = jnp.einsum("ghnd,ghmd->ghnm", q_bhnd * scale, k_bhnd,
+                        preferred_element_type=jnp.float32)
+    probs = jax.nn.softmax(logits, axis=-1)
+    if drop_rate > 0.0:
+      keep = checkpoint_name(keep_mask(key, 1.0 - drop_rate, probs.shape), "attention_keep")
+      probs = jnp.where(keep, probs / (1.0 - drop_rate), 0.0)
+    return jnp.einsum("ghnm,ghmd->gnhd", probs.astype(v_bhnd.dtype), v_bhnd,
+                      preferred_element_type=dot_output_dtype(v_bhnd.dtype))
 
 
 def blocked_attention(q_bhnd, k_bhnd, v_bhnd, *, group: int, drop_rate: float = 0.0,
@@ -256,7 +260,7 @@ class Attention(nnx.Module):
     drop_rate = 0.0 if deterministic else self.attn_drop.rate
     key = rngs.dropout() if drop_rate > 0.0 else None
     q, k, v = (jnp.swapaxes(t, 1, 2) for t in (q, k, v))  # [B, H, N, Dh]
-    out = blocked_attention(q, k, v, group=batch_group(b),
+    out = blocked_attention(q, k, v, group=batch_group(b, n),
                             drop_rate=drop_rate, key=key).reshape(b, n, d)
     return self.proj_drop(self.proj(out), deterministic=deterministic, rngs=rngs)
 
@@ -270,7 +274,9 @@ class Mlp(nnx.Module):
     self.drop = Dropout(drop)
 
   def __call__(self, x, *, deterministic: bool, rngs):
-    x = jax.nn.gelu(self.fc1(x), approximate=False)
+    x = self.fc1(x)
+    with jax.named_scope("gelu"):
+      x = jax.nn.gelu(x, approximate=False)
     x = self.drop(x, deterministic=deterministic, rngs=rngs)
     return self.drop(self.fc2(x), deterministic=deterministic, rngs=rngs)
 
@@ -288,6 +294,15 @@ class Block(nnx.Module):
     self.drop_path = DropPath(drop_path)
 
   def __call__(self, x, *, num_channels: int, deterministic: bool, rngs):
+    # Named scopes label the ops in profiles and HLO dumps (`bench/profile_step.py`).
     kw = dict(deterministic=deterministic, rngs=rngs)
-    x = x + self.drop_path(self.attn(self.norm1(x), num_channels=num_channels, **kw), **kw)
-    return x + self.drop_path(self.mlp(self.norm2(x), **kw), **kw)
+    with jax.named_scope("layer_norm"):
+      h = self.norm1(x)
+    with jax.named_scope("attention"):
+      h = self.attn(h, num_channels=num_channels, **kw)
+    x = x + self.drop_path(h, **kw)
+    with jax.named_scope("layer_norm"):
+      h = self.norm2(x)
+    with jax.named_scope("mlp"):
+      h = self.mlp(h, **kw)
+    return x + self.drop_path(h, **kw)

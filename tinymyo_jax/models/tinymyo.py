@@ -115,19 +115,21 @@ class TinyMyo(nnx.Module):
     """Patch embedding: [B, C, T] -> tokens [B, C*S, D] in channel-major order."""
     b, ch, t = x_bct.shape
     patches = x_bct.reshape(b, ch * (t // self.config.patch_size), self.config.patch_size)
-    return self.patch_embed(patches.astype(jnp.dtype(self.config.dtype)))
+    with jax.named_scope("patch_embed"):
+      return self.patch_embed(patches.astype(jnp.dtype(self.config.dtype)))
 
   def encode(self, x_bct, mask_bn=None, *, deterministic: bool = True,
              rngs: nnx.Rngs | None = None) -> jnp.ndarray:
     """Latent tokens [B, C*S, D] after the final LayerNorm. mask_bn: True = masked token.
 
-    The batch runs in sequential steps of a few examples per device (`jax.lax.map`): the same
+    The batch runs in sequential steps of about `layers.TOKENS_PER_STEP` tokens per device
+    (`jax.lax.map`; short windows take more examples per step): the same
     values, with cache-sized intermediates (about 1.8x faster at batch 64 on CPU). In training
     each step draws its dropout masks from its own key, split from `rngs.dropout()`.
     """
     self.check_input(x_bct)
-    batch = x_bct.shape[0]
-    group = layers.batch_group(batch)
+    batch, channels, samples = x_bct.shape
+    group = layers.batch_group(batch, channels * (samples // self.config.patch_size))
     if group >= batch:
       return self._encode(x_bct, mask_bn, deterministic=deterministic, rngs=rngs)
     keys = None if deterministic or rngs is None else jax.random.split(rngs.dropout(), batch)
@@ -148,7 +150,8 @@ class TinyMyo(nnx.Module):
       x = jnp.where(mask_bn[..., None], self.mask_token[...].astype(x.dtype), x)
     for block in self.blocks:
       x = block(x, num_channels=num_channels, deterministic=deterministic, rngs=rngs)
-    return self.norm(x)
+    with jax.named_scope("layer_norm"):
+      return self.norm(x)
 
   def __call__(self, x_bct, mask_bn=None, *, deterministic: bool = True,
                rngs: nnx.Rngs | None = None, frozen_encoder: bool = False) -> jnp.ndarray:
@@ -158,7 +161,9 @@ class TinyMyo(nnx.Module):
       latent = jax.lax.stop_gradient(self.encode(x_bct, mask_bn, deterministic=True))
     else:
       latent = self.encode(x_bct, mask_bn, deterministic=deterministic, rngs=rngs)
-    out = self.head(latent, num_channels=x_bct.shape[1], deterministic=deterministic, rngs=rngs)
+    with jax.named_scope("head"):
+      out = self.head(latent, num_channels=x_bct.shape[1], deterministic=deterministic,
+                      rngs=rngs)
     return out.astype(jnp.float32)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import jax
 from flax import nnx
 
-from tinymyo_jax import input_pipeline
+from tinymyo_jax import cpu_features, input_pipeline
 from tinymyo_jax.models.tinymyo import VARIANTS, decode_variant
 
 
@@ -47,11 +47,16 @@ class Task:
   augmentable: bool = True
 
 
+def compute_dtype(config) -> str:
+  """`config.model.dtype` with "auto" resolved for this backend and CPU (`cpu_features`)."""
+  return cpu_features.resolve_dtype(config.model.dtype, jax.default_backend())
+
+
 def window_model_config(config):
   """The TinyMyo config of a window task: `config.model`'s variant, head and sizes."""
   m = config.model
   return decode_variant(
-      m.variant, rope_mode=m.rope_mode, dtype=m.dtype, max_channels=m.max_channels,
+      m.variant, rope_mode=m.rope_mode, dtype=compute_dtype(config), max_channels=m.max_channels,
       dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
       head=m.get("head", "reconstruction"), num_channels=m.get("num_channels", 16),
       num_outputs=m.get("num_outputs", 0), reduction=m.get("reduction", "concat"),
