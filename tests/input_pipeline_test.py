@@ -129,7 +129,7 @@ def test_synthetic_source_is_deterministic():
     ip.SyntheticSource("4-100", "train")
 
 
-def test_reads_built_uci_sample(tmp_path):
+def test_reads_built_uci_sample(tmp_path, monkeypatch):
   from data_builders.uci_emg import uci_emg_dataset_builder as uci
   import tensorflow_datasets as tfds
   builder = uci.Builder(data_dir=str(tmp_path), file_format="array_record")
@@ -143,6 +143,17 @@ def test_reads_built_uci_sample(tmp_path):
   assert batch["label"].shape == (2,)
   meta = ip.source_metadata(ip.Source("uci_emg", "default"), str(tmp_path))
   assert meta["sample_rate_hz"] == 1000 and meta["num_channels"] == 8
+  # A filtered split reads its records' fields once per process; a second load reuses them.
+  everything = ip.load_source(ip.Source("uci_emg", "default"), "train", str(tmp_path))
+  subjects = sorted({int(everything[i]["subject"]) for i in range(len(everything))})
+  expr = f"train|subject={subjects[0]}"
+  first = ip.load_source(ip.Source("uci_emg", "default"), expr, str(tmp_path))
+  assert 0 < len(first) < len(everything)
+  assert all(int(first[i]["subject"]) == subjects[0] for i in range(len(first)))
+  calls = []
+  monkeypatch.setattr(ip, "read_fields", lambda *a: calls.append(a) or {})
+  again = ip.load_source(ip.Source("uci_emg", "default"), expr, str(tmp_path))
+  assert not calls and again.index == first.index
 
 
 def test_split_expressions_select_ranges_and_sets():

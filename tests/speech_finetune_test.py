@@ -116,6 +116,31 @@ def test_pipeline_batches_recognition(data_dir):
   assert last["emg_len"][1:].tolist() == [0, 0] and last["label_len"][1:].tolist() == [0, 0]
 
 
+@pytest.mark.parametrize("task,train", [("recognition", False), ("synthesis", True)])
+def test_processes_read_rows_of_one_global_stream_with_its_padding(data_dir, task, train):
+  """2 processes x 2 rows == 1 process x 4 rows: same utterances, crops and padded shapes."""
+  source = [input_pipeline.config_sources(finetune_configs.get_config(f"gaddy_{task}"))[0]]
+  kw = dict(data_dir=data_dir, seed=3, train=train, task=task, normalization="none",
+            max_len=240 if train else 0, bucket=80)
+
+  def batches(batch_size, process):
+    ds = iter(speech_pipeline.make_dataset(source, "train", batch_size=batch_size,
+                                           process=process, **kw))
+    return [b for _, b in zip(range(3), ds)]
+
+  one = batches(4, (0, 1))
+  parts = [batches(2, (i, 2)) for i in range(2)]
+  assert len(parts[0]) == len(parts[1]) == len(one)  # same number of steps on every process
+  for whole, p0, p1 in zip(one, *parts):
+    for key in ("emg", "emg_len", "labels", "label_len", "mfcc"):
+      if key in whole:
+        assert p0[key].shape == p1[key].shape  # one padded length per global batch
+        np.testing.assert_array_equal(np.concatenate([p0[key], p1[key]]), whole[key])
+  if not train:  # 4 utterances: one global batch, nothing dropped, every row real
+    assert sorted(np.concatenate([parts[0][0]["emg_len"], parts[1][0]["emg_len"]])) == sorted(
+        one[0]["emg_len"]) and min(one[0]["emg_len"]) > 0
+
+
 def test_pipeline_synthesis_crop_and_mfcc_alignment(data_dir):
   records = registry.load_split(GADDY, "train", data_dir=data_dir, config="origdev")
   source = [input_pipeline.config_sources(finetune_configs.get_config("gaddy_synthesis"))[0]]

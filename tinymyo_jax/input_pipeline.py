@@ -7,6 +7,7 @@ the train state) and sharded per JAX process (each process reads its rows of eve
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import grain
@@ -255,15 +256,17 @@ def _registered(key: str | None) -> dict:
 class RecordView:
   """Random access over concatenated sources, keeping only records whose fields match.
 
-  `where` maps a field to the set of values a kept record may have.
+  `where` maps a field to the set of values a kept record may have. `values` (one dict per part,
+  field -> array over the part's records) gives those fields without reading every record again.
   """
 
-  def __init__(self, parts, where: dict[str, frozenset[int]] | None = None):
+  def __init__(self, parts, where: dict[str, frozenset[int]] | None = None, values=None):
     self.parts = list(parts)
     index = [(p, i) for p, part in enumerate(self.parts) for i in range(len(part))]
     if where:
+      values = values or [read_fields(part, tuple(where)) for part in self.parts]
       index = [(p, i) for p, i in index
-               if all(int(self.parts[p][i][k]) in v for k, v in where.items())]
+               if all(int(values[p][k][i]) in v for k, v in where.items())]
     self.index = index
 
   def __len__(self):
@@ -272,6 +275,29 @@ class RecordView:
   def __getitem__(self, i):
     p, j = self.index[i]
     return self.parts[p][j]
+
+
+def read_fields(records, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+  """field -> values over all records (one pass: each record is read and parsed once)."""
+  rows = [records[i] for i in range(len(records))]
+  return {f: np.array([int(r[f]) for r in rows], np.int64) for f in fields}
+
+
+# (split directory, its mtime, split, fields) -> field values: a cache of files a run only reads.
+_FIELDS_OF_BUILT_SPLITS: dict[tuple, dict[str, np.ndarray]] = {}
+
+
+def built_split_fields(records, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+  """`read_fields` of a built TFDS split, read once per process and build: a filtered split (e.g.
+  'train|subject=1-16') is loaded by the training pipeline, the channel statistics, evaluation
+  and the test report, each of which would otherwise parse every record again."""
+  info_dir = getattr(getattr(records, "dataset_info", None), "data_dir", None)
+  if info_dir is None:
+    return read_fields(records, fields)
+  key = (os.path.abspath(info_dir), os.stat(info_dir).st_mtime_ns, str(records.split), fields)
+  if key not in _FIELDS_OF_BUILT_SPLITS:  # a rebuild writes a new directory (new mtime)
+    _FIELDS_OF_BUILT_SPLITS[key] = read_fields(records, fields)
+  return _FIELDS_OF_BUILT_SPLITS[key]
 
 
 class ChannelGroups:
@@ -372,7 +398,8 @@ def load_source(source: Source, split: str, data_dir: str):
     names, where = parse_split(split)
     parts = [registry.load_split(source.name, n, data_dir=data_dir, config=source.config)
              for n in names]
-    records = parts[0] if len(parts) == 1 and not where else RecordView(parts, where)
+    values = where and [built_split_fields(part, tuple(sorted(where))) for part in parts]
+    records = parts[0] if len(parts) == 1 and not where else RecordView(parts, where, values)
   return ChannelGroups(records, source.channel_group) if source.channel_group else records
 
 
@@ -386,11 +413,6 @@ def source_metadata(source: Source, data_dir: str) -> dict:
   from data_builders import registry
   return dict(registry.get_builder(source.name, data_dir=data_dir, config=source.config)
               .info.metadata or {})
-
-
-def process_slice(ds: grain.MapDataset) -> grain.MapDataset:
-  """This JAX process's share of the records."""
-  return ds[jax.process_index()::jax.process_count()]
 
 
 class GlobalBatchRows(grain.MapDataset):

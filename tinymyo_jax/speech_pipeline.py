@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grain
+import jax
 import numpy as np
 
 from tinymyo_jax import input_pipeline
@@ -122,9 +123,11 @@ def _round_up(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
-def collate(examples: Sequence[dict], *, bucket: int, rows: int | None = None) -> dict:
+def collate(examples: Sequence[dict], *, bucket: int, rows: int | None = None,
+            keep: slice | None = None) -> dict:
   """Pads a list of prepared utterances into one batch (see the module doc); `rows` pads the
-  batch itself with empty utterances up to that many rows."""
+  batch itself with empty utterances up to that many rows. `keep` returns only those rows, padded
+  as the whole batch is (one process's rows of a global batch)."""
   n = len(examples)
   rows = max(rows or n, n)
   lengths = [e["emg"].shape[0] for e in examples]
@@ -152,20 +155,30 @@ def collate(examples: Sequence[dict], *, bucket: int, rows: int | None = None) -
       column = np.empty(rows, dtype=object)
       column[:n] = [e[key] for e in examples]
       batch[key] = column
-  return batch
+  return batch if keep is None else {k: v[keep] for k, v in batch.items()}
 
 
 def make_dataset(sources: Sequence[input_pipeline.Source], split: str, *, data_dir: str,
                  batch_size: int, seed: int, train: bool, task: str,
                  normalization: str = "standardize", stats: Sequence[dict] | None = None,
                  max_len: int = 0, bucket: int = DEFAULT_BUCKET, records=None,
-                 with_reference: bool = False) -> grain.IterDataset:
+                 with_reference: bool = False,
+                 process: tuple[int, int] | None = None) -> grain.IterDataset:
   """Batched utterance pipeline over one speech corpus.
 
   train=True: shuffled, repeated forever, full batches only. train=False: one ordered pass, every
   batch padded to `batch_size` rows (empty rows have emg_len 0). `batch_size` is per process.
   `stats` holds one dict (`input_pipeline.channel_stats` of the training split) for 'standardize'.
+
+  With `process` = (index, count) (default: this JAX process's), count > 1, every process builds
+  the same global stream of global batches of count * batch_size utterances (same shuffle and
+  crops) and keeps rows [index * b, (index + 1) * b) of each, padded to the global batch's
+  lengths: all processes run the same number of steps with the same array shapes, and together
+  see exactly the batches one process would. Each process prepares the whole global batch (N-fold
+  host work for exact agreement without a collective). The last evaluation batch is padded with
+  empty rows, so no utterance is dropped.
   """
+  index, count = process or (jax.process_index(), jax.process_count())
   if len(sources) != 1:
     raise ValueError(f"speech tasks read exactly one corpus, got {len(sources)} sources")
   if bucket < units.DOWNSAMPLE or bucket % units.DOWNSAMPLE:
@@ -178,15 +191,17 @@ def make_dataset(sources: Sequence[input_pipeline.Source], split: str, *, data_d
     raise ValueError(f"split {split!r} of {source.name} is empty")
   grid = MFCC_GRID if records is not None else mfcc_grid(
       input_pipeline.source_metadata(source, data_dir))
-  ds = input_pipeline.process_slice(grain.MapDataset.source(recs))
+  ds = grain.MapDataset.source(recs)
   if train:
     ds = ds.shuffle(seed=seed).repeat(None)
   prepare = PrepareUtterance(task, normalization, stats[0] if stats else None, max_len=max_len,
                              train=train, grid=grid, with_reference=with_reference)
   ds = ds.random_map(prepare, seed=seed)
-  rows = None if train else batch_size
+  global_batch = batch_size * count
+  rows = None if train else global_batch
+  keep = slice(index * batch_size, (index + 1) * batch_size) if count > 1 else None
 
   def batch_fn(examples):
-    return collate(examples, bucket=bucket, rows=rows)
+    return collate(examples, bucket=bucket, rows=rows, keep=keep)
 
-  return ds.batch(batch_size, drop_remainder=train, batch_fn=batch_fn).to_iter_dataset()
+  return ds.batch(global_batch, drop_remainder=train, batch_fn=batch_fn).to_iter_dataset()
