@@ -14,7 +14,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import sys
 import time
 
@@ -26,7 +25,7 @@ import numpy as np  # noqa: E402
 from configs import pretrain  # noqa: E402
 from bench.flops import model_flops_per_example  # noqa: E402
 from bench.timing import median_step_ms  # noqa: E402
-from tinymyo_jax import sharding, steps, train  # noqa: E402
+from tinymyo_jax import cpu_features, sharding, steps, train  # noqa: E402
 from tinymyo_jax.tasks import pretrain as pretrain_task  # noqa: E402
 
 
@@ -83,7 +82,8 @@ def main():
           "train_step": step_flops and round(step_flops / args.batch / 1e9, 2),
           "forward": fwd_flops and round(fwd_flops / args.batch / 1e9, 2)},
       "loss": float(m["loss"]), "jax": jax.__version__, "devices": str(jax.devices()),
-      "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+      "cpu_count": os.cpu_count(), "machine": cpu_features.cpu_info()[0],
+      "cpu_path": cpu_features.describe(jax.default_backend()),
   }
   print(json.dumps(result, indent=2))
 
