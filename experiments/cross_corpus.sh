@@ -27,6 +27,7 @@ PRE_STEPS=${PRE_STEPS:-1200}         # 38,400 windows at batch 32 (~0.35 passes 
 FT_EPOCHS=${FT_EPOCHS:-10}
 SEEDS=${SEEDS:-3}
 PROBE_LR=${PROBE_LR:-5e-4}
+DTYPE=${DTYPE:-auto}                 # bf16 compute where the CPU has native bf16 dots, else fp32
 SPLIT=${SPLIT:-}
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
 [ "$SPLIT" != pooled ] || TASK=uci_200hz_pooled   # subjects pooled, split by repetition
@@ -67,6 +68,7 @@ for stage in "${stages[@]}"; do
         --config=configs/pretrain.py:$preset --workdir="$workdir" \
         --config.data.data_dir="$(realpath "$DATA")" \
         --config.total_steps="$PRE_STEPS" --config.optimizer.warmup_steps=60 \
+        --config.model.dtype="$DTYPE" \
         --config.eval_every=200 --config.checkpoint_every=200 ;;
     myo_tasks)
       # One seed each. myo_readings by steps: one epoch is ~30 min per run on this CPU.

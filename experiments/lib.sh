@@ -1,5 +1,5 @@
 # Shell functions shared by the experiment scripts (sourced, not run). Callers set PY, OUT, DATA,
-# FT_EPOCHS, SEEDS, PROBE_LR (and optionally DTYPE) before calling them.
+# FT_EPOCHS, SEEDS, PROBE_LR (and optionally DTYPE, default auto) before calling them.
 
 timed() {  # $1 = name, then a command: runs it and appends "<name> <seconds>" to $OUT/times.txt
   local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >> "$OUT/times.txt"
@@ -10,7 +10,7 @@ finetune() {  # $1 = task, $2 = workdir, $3 = init checkpoint ("" = scratch), $4
   local task=$1 workdir=$2 init=$3 mode=$4; shift 4
   $PY -m tinymyo_jax.main --config=configs/finetune.py:"$task" --workdir="$workdir" \
     --config.data.data_dir="$DATA" --config.init_from="$init" --config.model.rope_mode="$mode" \
-    --config.model.dtype="${DTYPE:-float32}" \
+    --config.model.dtype="${DTYPE:-auto}" \
     --config.finetune.num_epochs="$FT_EPOCHS" --config.finetune.warmup_epochs=1 \
     --config.finetune.seeds="$SEEDS" "$@"
 }

@@ -22,7 +22,8 @@ PRE_CONFIG=${PRE_CONFIG:-hz200_all}  # every 1 s window of the recordings, strid
 FT_EPOCHS=${FT_EPOCHS:-10}
 SEEDS=${SEEDS:-3}
 PROBE_LR=${PROBE_LR:-5e-4}           # peak LR of the linear probe (the head alone)
-DTYPE=${DTYPE:-float32}              # compute dtype of every run (bfloat16: fp32 params and loss)
+DTYPE=${DTYPE:-auto}                 # compute dtype of every run: auto = bf16 (fp32 params and
+                                     # loss) where the CPU has native bf16 dots, else fp32
 SPLIT=${SPLIT:-}                     # a named subject split (configs/finetune.py UCI_SPLITS):
                                      # "" = the builder's, paper (36-subject copy), fold0..fold4
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
@@ -44,7 +45,8 @@ pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources fl
   $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
     --config.data.data_dir="$DATA" "${4:-$SRC}" --config.data.train_split="$3" \
     --config.data.eval_split="$EVAL_SPLIT" \
-    --config.model.rope_mode="$2" --config.model.dtype="$DTYPE" --config.total_steps="$PRE_STEPS" --config.batch_size=32 \
+    --config.model.rope_mode="$2" --config.model.dtype="$DTYPE" \
+    --config.total_steps="$PRE_STEPS" --config.batch_size=32 \
     --config.data.normalization=standardize \
     --config.optimizer.peak_lr=5e-4 --config.optimizer.warmup_steps=30 --config.log_every=10 \
     --config.eval_every=120 --config.checkpoint_every=120 --config.eval_batches=4
