@@ -2,7 +2,7 @@
 
   python bench/profile_step.py [--kind pretrain|finetune|probe] [--channels 8] [--samples 200]
       [--batch 32] [--dtype float32|bfloat16] [--steps 3] [--top 15] [--json OUT.json]
-      [--trace_dir DIR]
+      [--trace_dir DIR] [--tokens_per_step N]
 
 Traces `--steps` steps of the trainer's own step (`bench/jax_steps.py`) after a warm-up, reads
 the XLA:CPU thunk events of the trace (`jax.profiler.ProfileData`) and joins each event with the
@@ -95,6 +95,10 @@ def profile(args) -> dict:
 
   from bench import jax_steps
   from tinymyo_jax import cpu_features
+  from tinymyo_jax.models import layers
+
+  if args.tokens_per_step:
+    layers.TOKENS_PER_STEP = args.tokens_per_step  # e.g. 160: the old 2 windows of 80 tokens
 
   step, state, data, key, _ = jax_steps.build(
       args.kind, channels=args.channels, samples=args.samples, batch=args.batch,
@@ -174,6 +178,8 @@ def main():
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--top", type=int, default=15)
   p.add_argument("--trace_dir", default="", help="keep the trace here (default: a temp dir)")
+  p.add_argument("--tokens_per_step", type=int, default=0,
+                 help="override layers.TOKENS_PER_STEP of the CPU batch loops (0: keep it)")
   p.add_argument("--json", default="", help="also write the report to this file")
   args = p.parse_args()
   if args.samples % 20:
