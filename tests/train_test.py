@@ -177,6 +177,12 @@ def test_rerun_of_a_finished_run_does_not_train_or_rewrite_the_summary(tmp_path,
   assert rebuilt["steps"] == 6 and rebuilt["final_eval_loss"] == first["final_eval_loss"]
   assert rebuilt["final_train_loss"] == first["final_train_loss"]
   assert json.loads((tmp_path / "summary.json").read_text())["steps"] == 6
+  # A finished run moved to another folder reports where it is now (its paths are followed).
+  moved = tmp_path.parent / (tmp_path.name + "_moved")
+  os.rename(tmp_path, moved)
+  there = train.train_and_evaluate(smoke_config(), str(moved))
+  assert there["workdir"] == str(moved) and there["checkpoint_dir"].startswith(str(moved))
+  assert there["final_eval_loss"] == first["final_eval_loss"]
 
 
 def test_per_corpus_and_extra_eval_sets_are_logged(tmp_path):

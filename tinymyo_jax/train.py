@@ -442,13 +442,15 @@ def check_resume_config(saved_meta: dict[str, Any], config, directory: str) -> N
 
 def finished_summary(workdir: str, step: int, rebuilt: dict[str, Any]) -> dict[str, Any]:
   """The summary of a run that is already over: its summary.json when that describes the same
-  step (left untouched), else `rebuilt` from the checkpoint (written to summary.json)."""
+  step (left untouched), else `rebuilt` from the checkpoint (written to summary.json). The
+  returned paths are where the run is now (a moved workdir keeps working)."""
   path = os.path.join(workdir, "summary.json")
   if os.path.exists(path):
     with open(path, encoding="utf-8") as f:
       summary = json.load(f)
     if summary.get("steps") == step:
-      return summary
+      here = ("workdir", "checkpoint_dir", "best_dir")
+      return {**summary, **{k: rebuilt[k] for k in here if k in rebuilt and k in summary}}
   if jax.process_index() == 0:
     reporting.write_json_atomic(path, rebuilt)
   return rebuilt
