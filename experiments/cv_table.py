@@ -1,6 +1,8 @@
 """The grouped cross-validation table of RESULTS.md from finished runs.
 
-Reads `<runs>/<row>_fold<k>/summary.json` (network runs, `experiments/cross_corpus.sh cv`) and
+Reads `<runs>/<row>_fold<k>/summary.json` (network runs: `experiments/cross_corpus.sh cv` for the
+cross-corpus and scratch rows, `experiments/uci_results.sh cv` for the UCI-only row; `--runs` takes
+several folders, the first that holds a run is used) and
 `<baselines>/uci_200hz_fold<k>.json` (`experiments/classical_baselines.py`), and prints two
 markdown tables: test accuracy per fold with the mean +/- std over folds (each fold's test
 subjects once; sample std), and every subject's accuracy with the number of subjects where each
@@ -21,6 +23,7 @@ import numpy as np
 
 NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "lp": "cross-corpus pretrained, linear probe",
+                "uci_ft": "UCI-only pretrained (the fold's training subjects), full fine-tuning",
                 "scratch": "scratch (same budget)"}
 BASELINE_ROWS = {"lda": "LDA (time-domain features)",
                  "random_forest": "random forest (time-domain features)"}
@@ -50,10 +53,17 @@ def fold_columns(folds: int) -> list[tuple[str, str]]:
   return [(f"fold{k}", f"uci_200hz_fold{k}") for k in range(folds)]
 
 
-def collect(runs: Path, baselines: Path, columns: list[tuple[str, str]]) -> dict[str, list]:
+def first_run(runs: Sequence[Path], name: str) -> Path:
+  """`<folder>/<name>/summary.json` of the first folder that holds it (else of the first)."""
+  paths = [folder / name / "summary.json" for folder in runs]
+  return next((p for p in paths if p.exists()), paths[0])
+
+
+def collect(runs: Sequence[Path], baselines: Path,
+            columns: list[tuple[str, str]]) -> dict[str, list]:
   """{row: [scores of each column or None]} for every network and baseline row."""
-  rows = {row: [network_scores(runs / f"{row}_{suffix}" / "summary.json")
-                for suffix, _ in columns] for row in NETWORK_ROWS}
+  rows = {row: [network_scores(first_run(runs, f"{row}_{suffix}")) for suffix, _ in columns]
+          for row in NETWORK_ROWS}
   for model in BASELINE_ROWS:
     rows[model] = [baseline_scores(baselines / f"{stem}.json", model) for _, stem in columns]
   return rows
@@ -96,14 +106,15 @@ def subject_table(rows: dict[str, list]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--runs", type=Path, required=True, help="folder of <row>_fold<k> runs")
+  parser.add_argument("--runs", type=Path, nargs="+", required=True,
+                      help="folders of <row>_fold<k> runs")
   parser.add_argument("--baselines", type=Path, required=True,
                       help="folder of uci_200hz_fold<k>.json baseline files")
   parser.add_argument("--folds", type=int, default=5)
   parser.add_argument("--task", default="",
                       help="one task instead of folds: <runs>/<row>_TASK, <baselines>/TASK.json")
   args = parser.parse_args(argv)
-  for folder in (args.runs, args.baselines):
+  for folder in (*args.runs, args.baselines):
     if not folder.is_dir():
       parser.error(f"no such folder: {folder}")
   columns = [(args.task, args.task)] if args.task else fold_columns(args.folds)

@@ -3,11 +3,13 @@
 # compare with from-scratch training at the same budget, on two splits, plus the RoPE ablation.
 # Usage: [SPLIT=paper|fold0..fold4] bash experiments/uci_results.sh [stage ...]   (stages: build pretrain subject pooled
 #   ablation ablation_pretrained probe probe_pooled lpft lpft_pooled subject_scratch
-#   pretrain_pooled db5 ablation_probe)
+#   pretrain_pooled db5 ablation_probe subject_pretrained cv)
 # "probe" stages train the classifier head on a frozen encoder (linear probing,
 # finetune.freeze_backbone=True); "lpft" fine-tunes everything starting from each probe's
 # checkpoint (head included); "db5" adds the two real NinaPro DB5 recordings in ../shared (two
-# other people, two 8-channel Myo armbands each) to the pretraining data.
+# other people, two 8-channel Myo armbands each) to the pretraining data. "cv" runs the
+# grouped 5-fold cross-validation: per fold, pretraining on that fold's training subjects only,
+# then full fine-tuning (one seed), into $OUT/cv/{pretrain,uci_ft}_fold<k> (`cv_table.py --runs`).
 # Pretraining here standardizes inputs with training-split channel statistics, as fine-tuning
 # does (the paper's per-window min-max would erase the relative channel levels).
 # Every stage appends "<stage> <seconds>" to $OUT/times.txt.
@@ -99,6 +101,16 @@ for stage in "${stages[@]}"; do
     lpft) lpft "$TASK" "$OUT/lp_subject_pretrained" "$OUT/lpft_subject_pretrained" ;;
     lpft_pooled)
       lpft uci_200hz_pooled "$OUT/lp_pooled_pretrained" "$OUT/lpft_pooled_pretrained" ;;
+    subject_pretrained)
+      timed ft_subject_pretrained finetune "$TASK" "$OUT/ft_subject_pretrained" \
+        "$OUT/pretrain_time/checkpoints" time ;;
+    cv)  # each fold in its own run of this script: the split sets TRAIN_SPLIT / EVAL_SPLIT
+      for k in 0 1 2 3 4; do
+        [ -f "$OUT/cv/uci_ft_fold$k/summary.json" ] && { echo "done already: fold $k"; continue; }
+        SPLIT=fold$k SEEDS=1 OUT="$OUT/cv/fold$k" bash "$0" pretrain subject_pretrained
+        mv "$OUT/cv/fold$k/pretrain_time" "$OUT/cv/pretrain_fold$k"
+        mv "$OUT/cv/fold$k/ft_subject_pretrained" "$OUT/cv/uci_ft_fold$k"
+      done ;;
     subject_scratch)
       timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pretrain_pooled)

@@ -37,9 +37,25 @@ def test_table_means_over_folds_and_counts_subject_wins(tmp_path, capsys):
   assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 60.00 | 60.00 | 60.00 +/- 0.00 |")
   assert "| 40.00 | - | 40.00 (1 folds) |" in rows[cv_table.NETWORK_ROWS["scratch"]]
   assert rows[cv_table.NETWORK_ROWS["lp"]].endswith("| - | - | - |")
-  assert rows["4"] == "| 4 | 30.00 | - | - | 50.00 | 60.00 |"
+  assert rows["4"] == "| 4 | 30.00 | - | - | - | 50.00 | 60.00 |"
   assert "ft: above the random forest on 2 of 4 subjects" in out
   assert "scratch: above the random forest on 0 of 2 subjects" in out
+
+
+def test_rows_come_from_several_run_folders(tmp_path, capsys):
+  cross, uci, base = tmp_path / "cross", tmp_path / "uci", tmp_path / "baselines"
+  base.mkdir()
+  write_network(cross / "ft_fold0", 0.6, {"1": 0.6})
+  write_network(uci / "uci_ft_fold0", 0.7, {"1": 0.7})
+  write_network(uci / "ft_fold0", 0.1, {"1": 0.1})  # shadowed: the first folder holds ft_fold0
+  write_baseline(base / "uci_200hz_fold0.json", {"1": 0.5}, {"1": 0.65})
+  assert cv_table.main(["--runs", str(cross), str(uci), "--baselines", str(base),
+                        "--folds", "1"]) == 0
+  out = capsys.readouterr().out
+  rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
+  assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 60.00 | 60.00 |")
+  assert rows[cv_table.NETWORK_ROWS["uci_ft"]].endswith("| 70.00 | 70.00 |")
+  assert "uci_ft: above the random forest on 1 of 1 subjects" in out
 
 
 def test_missing_folder_is_refused(tmp_path):
@@ -59,5 +75,5 @@ def test_one_task_without_folds(tmp_path, capsys):
   assert "| row | myoarmband | mean +/- std |" in out
   rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
   assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 80.00 | 80.00 |")
-  assert rows["51"] == "| 51 | 70.00 | 70.00 | - | 60.00 | 80.00 |"
+  assert rows["51"] == "| 51 | 70.00 | 70.00 | - | - | 60.00 | 80.00 |"
   assert "ft: above the random forest on 1 of 2 subjects" in out
