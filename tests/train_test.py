@@ -50,6 +50,14 @@ def test_cli_writes_summary_events_and_checkpoints(tmp_path):
   assert summary["config_name"] == "smoke" and summary["steps"] == 6
   assert np.isfinite(summary["final_train_loss"]) and np.isfinite(summary["final_eval_loss"])
   assert summary["param_count"] == 40_052
+  loop = summary["loop"]  # where the loop's wall time went: parts add up to at most the whole
+  parts = [loop[f"{p}_seconds"] for p in ("data", "compile", "dispatch", "sync", "eval",
+                                          "checkpoint")]
+  assert all(v > 0 for v in parts) and sum(parts) <= loop["seconds"]
+  assert loop["train_seconds"] == pytest.approx(
+      loop["seconds"] - loop["eval_seconds"] - loop["checkpoint_seconds"])
+  assert loop["examples_per_sec_overall"] < loop["examples_per_sec_training"]
+  assert 0 < loop["data_fraction"] < 1
   assert list(tmp_path.glob("events.out.tfevents.*"))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]
   params, model_cfg, meta = checkpointing.load_params(str(tmp_path / "checkpoints"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,42 @@ class MetricWriter:
     if self.enabled:
       self.tb.close()
       self.jsonl.close()
+
+
+class LoopClock:
+  """Wall seconds of the training loop and of its named parts, for summary.json's `loop`.
+
+  The loop dispatches steps asynchronously, so its host-side parts overlap the device's work:
+  `data` (fetching a batch and placing it) is an upper bound on the time the device waited for
+  input, `dispatch` the host time in step calls, `sync` the time it waited for the device (log
+  intervals, before evaluations and checkpoints), `compile` the first step. `eval` and
+  `checkpoint` are not training time.
+  """
+
+  def __init__(self):
+    self.start = time.perf_counter()
+    self.seconds: dict[str, float] = collections.defaultdict(float)
+
+  @contextlib.contextmanager
+  def part(self, name: str):
+    t0 = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.seconds[name] += time.perf_counter() - t0
+
+  def report(self, steps: int, batch_size: int) -> dict[str, float]:
+    """Seconds per part, the training time (loop minus eval and checkpoints), and examples/s
+    over the whole loop and over its training time, for `steps` steps of `batch_size`."""
+    total = time.perf_counter() - self.start
+    train = total - self.seconds["eval"] - self.seconds["checkpoint"]
+    out = {"seconds": total, "train_seconds": train,
+           **{f"{name}_seconds": v for name, v in sorted(self.seconds.items())}}
+    if steps and total > 0:
+      out["examples_per_sec_overall"] = steps * batch_size / total
+      out["examples_per_sec_training"] = steps * batch_size / train
+      out["data_fraction"] = self.seconds["data"] / train
+    return out
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:

@@ -359,18 +359,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer = reporting.MetricWriter(workdir, enabled=jax.process_index() == 0)
   pending = []
   timed_steps, timed_seconds, t_last = 0, 0.0, None
+  clock, step_at_start = reporting.LoopClock(), step
   bar = tqdm.tqdm(total=config.total_steps, initial=step, desc=config.name, unit="step",
                   disable=not config.progress_bar or jax.process_index() > 0,
                   dynamic_ncols=True)
   try:
     while step < config.total_steps:
-      batch = next(train_iter)
-      check_batch(batch, step)
-      state, metrics = train_step(state, sharding.host_to_global(mesh, batch), key)
+      with clock.part("data"):
+        batch = next(train_iter)
+        check_batch(batch, step)
+        batch = sharding.host_to_global(mesh, batch)
+      with clock.part("compile" if step == step_at_start else "dispatch"):
+        state, metrics = train_step(state, batch, key)
       pending.append(metrics)
       step += 1
       if step % config.log_every == 0 or step == config.total_steps:
-        rows = jax.device_get(pending)  # the only host sync per logging interval
+        with clock.part("sync"):
+          rows = jax.device_get(pending)  # the only host sync per logging interval
         pending = []
         last_train = {k: float(np.mean([r[k] for r in rows])) for k in rows[-1]}
         if not np.isfinite(last_train["loss"]):
@@ -386,22 +391,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         bar.set_postfix(loss=f"{last_train['loss']:.4f}", ex_s=f"{eps:.1f}")
       bar.update(1)
       if step % config.eval_every == 0 or step == config.total_steps:
-        last_eval, last_eval_by_set = evaluate()
+        with clock.part("sync"):
+          jax.block_until_ready(state)  # the steps before it are training time
+        with clock.part("eval"):
+          last_eval, last_eval_by_set = evaluate()
         writer.write(step, last_eval, prefix="eval/")
         for name, values in last_eval_by_set.items():
           writer.write(step, values, prefix=f"eval/{name}/")
         if patience:
           if last_eval["loss"] < best_loss:
             best_loss, best_step, evals_since_best = last_eval["loss"], step, 0
-            prune_after(best_dir, step - 1)  # a same-step leftover of a killed run
-            checkpointing.save_params(best_dir, saved_state(state), model_cfg, step=step,
-                                      extra_meta=meta, max_to_keep=1)
+            with clock.part("checkpoint"):
+              prune_after(best_dir, step - 1)  # a same-step leftover of a killed run
+              checkpointing.save_params(best_dir, saved_state(state), model_cfg, step=step,
+                                        extra_meta=meta, max_to_keep=1)
           else:
             evals_since_best += 1
         t_last = time.time()  # eval time is not step time
       stop = bool(patience) and evals_since_best >= patience
       if step % config.checkpoint_every == 0 or step == config.total_steps or stop:
-        save_checkpoint()  # also at an early stop, so a re-run knows the run is over
+        with clock.part("sync"):
+          jax.block_until_ready(state)
+        with clock.part("checkpoint"):
+          save_checkpoint()  # also at an early stop, so a re-run knows the run is over
         t_last = time.time()  # checkpoint time is not step time
       if stop:
         tqdm.tqdm.write(f"early stop at step {step}: no eval improvement in {patience} evals")
@@ -414,6 +426,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   summary = make_summary(
       config.batch_size * timed_steps / timed_seconds if timed_seconds else None,
       time.time() - start_time)
+  summary["loop"] = clock.report(step - step_at_start, config.batch_size)
   if jax.process_index() == 0:
     reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
   return summary
