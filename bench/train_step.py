@@ -1,17 +1,17 @@
-"""Times the compiled pretraining step and reports examples/s, ms/step and model FLOPs/example.
+"""Times a compiled training step and reports examples/s, ms/step and model FLOPs/example.
 
-FLOPs: analytic (`bench/flops.py`, 3x forward for a training step). XLA's cost_analysis is
-printed too, but it counts the body of the CPU batch loop (`lax.scan`) only once, so it
-undercounts whenever that loop is active.
+The step is the trainer's own (`bench/jax_steps.py`: pretrain, finetune or probe). FLOPs:
+analytic (`bench/flops.py`, 3x forward for a training step, 1x for a probe step). XLA's
+cost_analysis is printed too, but it counts the body of the CPU batch loop (`lax.scan`) only
+once, so it undercounts whenever that loop is active.
 
-Usage: python bench/train_step.py [--channels 16 --samples 1000 --batch 32 --steps 5
-                                   --variant tiny --dtype float32]
+Usage: python bench/train_step.py [--kind pretrain --channels 16 --samples 1000 --batch 32
+                                   --steps 5 --variant tiny --dtype float32]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -20,13 +20,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
-from configs import pretrain  # noqa: E402
+from bench import jax_steps  # noqa: E402
 from bench.flops import model_flops_per_example  # noqa: E402
 from bench.timing import median_step_ms  # noqa: E402
-from tinymyo_jax import cpu_features, sharding, steps, train  # noqa: E402
-from tinymyo_jax.tasks import pretrain as pretrain_task  # noqa: E402
+from tinymyo_jax import cpu_features, steps, tasks  # noqa: E402
 
 
 def flops_of(compiled) -> float | None:
@@ -38,6 +36,7 @@ def flops_of(compiled) -> float | None:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--kind", default="pretrain", choices=jax_steps.KINDS)
   p.add_argument("--channels", type=int, default=16)
   p.add_argument("--samples", type=int, default=1000)
   p.add_argument("--batch", type=int, default=32)
@@ -47,33 +46,27 @@ def main():
   p.add_argument("--rope_mode", default="time")
   args = p.parse_args()
 
-  config = pretrain.get_config("default").unlock()
-  config.model.variant, config.model.dtype = args.variant, args.dtype
-  config.model.rope_mode = args.rope_mode
-  config.batch_size = args.batch
-  mesh = sharding.make_mesh(-1, 1)
-  tx, schedule = train.make_optimizer(config)
-  graphdef, state = train.init_state(train.model_config_from(config), mesh, tx, config.seed)
-  loss_fn = functools.partial(pretrain_task.pretrain_loss, mask_ratio=0.5, visible_weight=0.1)
-  step_fn = steps.make_train_step(graphdef, tx, loss_fn, schedule)
-  eval_fn = steps.make_eval_step(graphdef, loss_fn)
-  rng = np.random.default_rng(0)
-  batch = sharding.host_to_global(mesh, {"emg": rng.uniform(
-      -1, 1, (args.batch, args.channels, args.samples)).astype(np.float32)})
-  key = jax.random.key(0)
+  shape = dict(variant=args.variant, dtype=args.dtype, rope_mode=args.rope_mode)
+  step, state, batch, key, graphdef = jax_steps.build(
+      args.kind, channels=args.channels, samples=args.samples, batch=args.batch, **shape)
+  config = jax_steps.make_config(args.kind, channels=args.channels, batch=args.batch, **shape)
+  eval_fn = steps.make_eval_step(graphdef, tasks.get(config.task).loss_fn(config))
 
   t0 = time.perf_counter()
-  compiled = jax.jit(step_fn, donate_argnums=(0,)).lower(state, batch, key).compile()
+  compiled = step.lower(state, batch, key).compile()
   compile_s = time.perf_counter() - t0
   step_flops = flops_of(compiled)
   fwd_flops = flops_of(jax.jit(eval_fn).lower(state["params"], batch, key).compile())
 
   ms, state, m = median_step_ms(compiled, state, batch, key, steps=args.steps)
-  train_flops = model_flops_per_example(args.variant, args.channels, args.samples, train=True)
+  # a probe step has no backward pass through the encoder: one forward (the head is negligible)
+  train_flops = model_flops_per_example(args.variant, args.channels, args.samples,
+                                        train=args.kind != "probe")
   eval_flops = model_flops_per_example(args.variant, args.channels, args.samples, train=False)
   result = {
-      "input": f"{args.channels}x{args.samples}", "batch": args.batch, "variant": args.variant,
-      "dtype": args.dtype, "rope_mode": args.rope_mode, "compile_s": round(compile_s, 1),
+      "kind": args.kind, "input": f"{args.channels}x{args.samples}", "batch": args.batch,
+      "variant": args.variant, "dtype": args.dtype, "rope_mode": args.rope_mode,
+      "compile_s": round(compile_s, 1),
       "ms_per_step_median": round(ms, 1), "examples_per_s": round(args.batch * 1000 / ms, 2),
       "train_gflop_per_example": round(train_flops / 1e9, 2),
       "forward_gflop_per_example": round(eval_flops / 1e9, 2),

@@ -217,8 +217,3 @@ RECIPES = {
     "per_channel+percentile+pow2": QuantConfig(weights="per_channel", activations="percentile",
                                                scales="pow2"),
 }
-
-
-if __name__ == "__main__":  # the table's former command name (RESULTS.md); now `ptq_report`
-  from export.gap9 import ptq_report
-  ptq_report.main()
