@@ -6,6 +6,7 @@ the single-process 8-device run; the losses must match it to float tolerance.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -168,3 +169,47 @@ def test_sigkill_of_one_process_stops_the_other_and_relaunch_resumes(tmp_path):
   outs = run_processes(2, tmp_path, *flags)
   assert f"resumed from step {last}" in outs[0]
   assert sorted(losses(tmp_path)) == list(range(1, 9))
+
+
+@opt_in
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_processes_fine_tune_speech_like_one(tmp_path):
+  """Gaddy recognition on the builder's dummy data: 2 processes x 1 device == 1 process x 2."""
+  import tensorflow_datasets as tfds
+
+  from data_builders import registry
+
+  data_dir = tmp_path / "tfds"
+  registry.builder_class("gaddy_silent_speech")(
+      data_dir=str(data_dir), config="origdev", file_format="array_record").download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=str(REPO / "data_builders" / "gaddy_silent_speech" / "dummy_data")))
+  flags = ["-m", "tinymyo_jax.main", "--config=configs/finetune.py:gaddy_recognition",
+           f"--config.data.data_dir={data_dir}", "--config.model.variant=test",
+           "--config.batch_size=2", "--config.init_from=", "--config.finetune.num_epochs=1",
+           "--config.finetune.warmup_epochs=0", "--config.optimizer.warmup_steps=1",
+           "--config.finetune.beam_width=2", "--config.finetune.seeds=1",
+           "--config.log_every=1", "--config.mesh.data=2", "--config.mesh.fsdp=1"]
+  one = subprocess.Popen([sys.executable, *flags, f"--workdir={tmp_path / 'one'}"], cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO), **FAST,
+                                  XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  port, two = free_port(), []
+  for i in range(2):
+    two.append(subprocess.Popen(
+        [sys.executable, *flags, f"--workdir={tmp_path / 'two'}", "--config.distributed=True",
+         f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), **FAST,
+                           XLA_FLAGS="--xla_force_host_platform_device_count=1"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  codes, outs = wait_all([one, *two], timeout=900)
+  assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
+  reference, got = losses(tmp_path / "one" / "seed_0"), losses(tmp_path / "two" / "seed_0")
+  assert sorted(got) == sorted(reference) == [1, 2]  # 4 training utterances, 2 per step
+  np.testing.assert_allclose([got[s] for s in (1, 2)], [reference[s] for s in (1, 2)],
+                             rtol=1e-5)
+  ref_test = json.loads((tmp_path / "one" / "summary.json").read_text())["test"]
+  test = json.loads((tmp_path / "two" / "summary.json").read_text())["test"]
+  for key in ("cer", "wer", "cer_greedy", "wer_greedy"):
+    assert test[key]["mean"] == pytest.approx(ref_test[key]["mean"], abs=1e-6), key

@@ -7,6 +7,7 @@ window tasks' evaluators build on `window_outputs`.
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import jax
@@ -17,14 +18,23 @@ from tinymyo_jax import checkpointing, input_pipeline, tasks
 from tinymyo_jax.models.tinymyo import create_model
 
 
+# Test evaluation is host-local: every JAX process reads the whole test split (not its rows of
+# each global batch), so all of them compute the same metrics; process 0 writes the files.
+WHOLE_SPLIT = (0, 1)
+
+
 def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:
   """Evaluates the params in `ckpt_dir` on `config.data.test_split` with the task's evaluator
-  (which may write files, e.g. a confusion PNG or transcripts, into `out_dir`)."""
+  (which may write files, e.g. a confusion PNG or transcripts, into `out_dir`; on processes
+  other than 0 into a temporary folder that is then removed)."""
   task = tasks.get(config.task)
   if task.evaluate is None:
     raise ValueError(f"task {config.task!r} has no test evaluation")
   params, model_cfg, meta = checkpointing.load_params(ckpt_dir)
-  return task.evaluate(config, params, model_cfg, meta, out_dir)
+  if jax.process_index() == 0:
+    return task.evaluate(config, params, model_cfg, meta, out_dir)
+  with tempfile.TemporaryDirectory() as scratch:
+    return task.evaluate(config, params, model_cfg, meta, scratch)
 
 
 def class_names(config) -> list[str] | None:
@@ -78,7 +88,7 @@ def window_outputs(config, params, model_cfg, meta, target_key: str,
       batch_size=config.batch_size, seed=0, train=False,
       normalization=config.data.normalization,
       keep=(target_key, group_key) if group_key else (target_key,),
-      records=[records], stats=meta.get("input_stats"))
+      records=[records], stats=meta.get("input_stats"), process=WHOLE_SPLIT)
   return predict(model, batches, config.batch_size, target_key, group_key)
 
 

@@ -247,6 +247,8 @@ def run(config, workdir: str) -> dict[str, Any]:
                 "examples_per_sec": r["train"]["examples_per_sec"]} for r in runs],
       "param_count": runs[0]["train"]["param_count"], "workdir": os.path.abspath(workdir),
   }
+  if jax.process_index() > 0:
+    return summary  # every process holds the same summary; process 0 writes it
   reporting.write_json_atomic(os.path.join(workdir, "summary.json"), summary)
   lines = evaluate.report_markdown(summary, runs).split("\n")
   at = next(i for i, line in enumerate(lines) if line.startswith("- initialised from:")) + 1

@@ -31,7 +31,7 @@ import optax
 import tqdm
 from flax import nnx
 
-from tinymyo_jax import atomic_io, input_pipeline, metrics, speech_pipeline
+from tinymyo_jax import atomic_io, evaluate, input_pipeline, metrics, speech_pipeline
 from tinymyo_jax import speech_units as units
 from tinymyo_jax.models import factory, speech
 from tinymyo_jax.tasks import core
@@ -147,7 +147,8 @@ def evaluate_test(config, state, model_cfg, meta, out_dir: str, *, task: str) ->
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False, task=task,
       normalization=config.data.normalization, stats=meta.get("input_stats"),
-      bucket=config.data.get("bucket", speech_pipeline.DEFAULT_BUCKET), with_reference=True)
+      bucket=config.data.get("bucket", speech_pipeline.DEFAULT_BUCKET), with_reference=True,
+      process=evaluate.WHOLE_SPLIT)
   os.makedirs(out_dir, exist_ok=True)
   if task == "recognition":
     return _recognition(forward, batches, config.finetune.get("beam_width", 8), out_dir)
