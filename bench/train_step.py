@@ -56,6 +56,8 @@ def main():
   compiled = step.lower(state, batch, key).compile()
   compile_s = time.perf_counter() - t0
   step_flops = flops_of(compiled)
+  hlo = compiled.as_text().lower()  # which library paths XLA took (bench/xla_flags.py)
+  library_calls = {lib: hlo.count(lib) for lib in ("ynn", "xnn", "onednn")}
   fwd_flops = flops_of(jax.jit(eval_fn).lower(state["params"], batch, key).compile())
 
   ms, state, m = median_step_ms(compiled, state, batch, key, steps=args.steps)
@@ -66,7 +68,7 @@ def main():
   result = {
       "kind": args.kind, "input": f"{args.channels}x{args.samples}", "batch": args.batch,
       "variant": args.variant, "dtype": args.dtype, "rope_mode": args.rope_mode,
-      "compile_s": round(compile_s, 1),
+      "compile_s": round(compile_s, 1), "hlo_library_mentions": library_calls,
       "ms_per_step_median": round(ms, 1), "examples_per_s": round(args.batch * 1000 / ms, 2),
       "train_gflop_per_example": round(train_flops / 1e9, 2),
       "forward_gflop_per_example": round(eval_flops / 1e9, 2),
