@@ -37,7 +37,7 @@ def build(per_step: int, args, task: str):
   layers.TOKENS_PER_STEP = per_step * tokens if per_step else 10 ** 9
   kind = "pretrain" if task in ("train", "eval") else task
   batch = args.eval_batch if task == "eval" else args.train_batch
-  step, state, data, key, graphdef = jax_steps.build(
+  step, state, data, key, graphdef, _ = jax_steps.build(
       kind, channels=args.channels, samples=args.samples, batch=batch, variant=args.variant,
       dtype=args.dtype, rope_mode=args.rope_mode)
   if task != "eval":

@@ -85,7 +85,7 @@ class JaxWorker:
     from tinymyo_jax import sharding
 
     kind, batch = task
-    step, state, data, key, graphdef = jax_steps.build(
+    step, state, data, key, graphdef, _ = jax_steps.build(
         "pretrain" if kind == "eval" else kind, channels=args.channels, samples=args.samples,
         batch=batch, variant=args.variant, dtype=args.dtype, rope_mode=args.rope_mode)
     if kind == "eval":

@@ -12,6 +12,8 @@ Batches are synthetic: standard-normal EMG and random labels.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import numpy as np
 
@@ -45,9 +47,19 @@ def synthetic_batch(config, batch: int, channels: int, samples: int, seed: int =
   return out
 
 
+class Step(NamedTuple):
+  """A jitted, donating training step with everything needed to call and describe it."""
+  step: Any
+  state: Any
+  batch: dict
+  key: jax.Array
+  graphdef: Any
+  config: Any
+
+
 def build(kind: str, *, channels: int, samples: int, batch: int, variant: str = "tiny",
-          dtype: str = "float32", rope_mode: str = "time"):
-  """(jitted donated step, state, device batch, key, graphdef) for one step kind and shape."""
+          dtype: str = "float32", rope_mode: str = "time") -> Step:
+  """The trainer's step of one kind at one shape, on a synthetic batch."""
   from tinymyo_jax import sharding, steps, tasks, train
 
   config = make_config(kind, channels=channels, batch=batch, variant=variant, dtype=dtype,
@@ -58,4 +70,4 @@ def build(kind: str, *, channels: int, samples: int, batch: int, variant: str = 
   loss_fn = tasks.get(config.task).loss_fn(config)
   step = jax.jit(steps.make_train_step(graphdef, tx, loss_fn, schedule), donate_argnums=(0,))
   data = sharding.host_to_global(mesh, synthetic_batch(config, batch, channels, samples))
-  return step, state, data, jax.random.key(0), graphdef
+  return Step(step, state, data, jax.random.key(0), graphdef, config)

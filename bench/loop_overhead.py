@@ -56,13 +56,13 @@ def main(argv=None) -> int:
   from tinymyo_jax import cpu_features
 
   print(cpu_features.describe(jax.default_backend()))
-  step, state, data, key, _ = jax_steps.build(args.kind, channels=args.channels,
-                                              samples=args.samples, batch=args.batch,
-                                              dtype=args.dtype)
+  step, state, data, key, *_ = jax_steps.build(args.kind, channels=args.channels,
+                                               samples=args.samples, batch=args.batch,
+                                               dtype=args.dtype)
   ms, _, _ = timing.median_step_ms(step, state, data, key, steps=args.steps)
   step_eps = 1000 * args.batch / ms
   steady = summary["examples_per_sec"]  # logging intervals after the first (which compiles)
-  examples = loop["examples_per_sec_training"] * loop["train_seconds"]
+  examples = loop.get("examples", loop["examples_per_sec_training"] * loop["train_seconds"])
   warm = examples / (loop["train_seconds"] - loop.get("compile_seconds", 0.0))
   print(f"{args.kind} {args.channels}x{args.samples} batch {args.batch} {args.dtype}")
   rows = [("step only", step_eps, f"{ms:.1f} ms/step, median of {args.steps}"),

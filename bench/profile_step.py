@@ -100,7 +100,7 @@ def profile(args) -> dict:
   if args.tokens_per_step:
     layers.TOKENS_PER_STEP = args.tokens_per_step  # e.g. 160: the old 2 windows of 80 tokens
 
-  step, state, data, key, _ = jax_steps.build(
+  step, state, data, key, *_ = jax_steps.build(
       args.kind, channels=args.channels, samples=args.samples, batch=args.batch,
       variant=args.variant, dtype=args.dtype)
   compiled = step.lower(state, data, key).compile()

@@ -47,9 +47,8 @@ def main():
   args = p.parse_args()
 
   shape = dict(variant=args.variant, dtype=args.dtype, rope_mode=args.rope_mode)
-  step, state, batch, key, graphdef = jax_steps.build(
+  step, state, batch, key, graphdef, config = jax_steps.build(
       args.kind, channels=args.channels, samples=args.samples, batch=args.batch, **shape)
-  config = jax_steps.make_config(args.kind, channels=args.channels, batch=args.batch, **shape)
   eval_fn = steps.make_eval_step(graphdef, tasks.get(config.task).loss_fn(config))
 
   t0 = time.perf_counter()

@@ -60,6 +60,15 @@ def wait_all(procs, timeout=1500):
   return [p.returncode for p in procs], outs
 
 
+def launch_one(workdir, *flags):
+  """The single-process reference: one process with all 8 CPU devices."""
+  env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  return subprocess.Popen([sys.executable, *SMOKE, f"--workdir={workdir}", *RUN, *flags],
+                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+
+
 def run_processes(n: int, workdir, *flags):
   codes, outs = wait_all(launch(n, workdir, *flags))
   assert codes == [0] * n, "\n".join(o[-3000:] for o in outs)
@@ -75,11 +84,7 @@ def losses(workdir) -> dict[int, float]:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_two_processes_train_resume_and_restore_like_one(tmp_path):
-  env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
-             XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  one = subprocess.Popen([sys.executable, *SMOKE, f"--workdir={tmp_path / 'one'}", *RUN],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True)
+  one = launch_one(tmp_path / "one")
   two = tmp_path / "two"
   procs = launch(2, two)  # at the same time as the reference run: compiles are slow here
   codes, outs = wait_all([one, *procs])
@@ -118,15 +123,29 @@ def test_two_processes_train_resume_and_restore_like_one(tmp_path):
     shutil.rmtree(workdir / "checkpoints" / "4")
     (workdir / "summary.json").unlink()
     if n == 1:
-      codes, outs = wait_all([subprocess.Popen(
-          [sys.executable, *SMOKE, f"--workdir={workdir}", *RUN], cwd=REPO, env=env,
-          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)])
+      codes, outs = wait_all([launch_one(workdir)])
       assert codes == [0], outs[0][-3000:]
     else:
       run_processes(n, workdir)
     got = losses(workdir)
     np.testing.assert_allclose([got[s] for s in (3, 4)], [reference[s] for s in (3, 4)],
                                rtol=1e-5)
+
+
+@opt_in
+@pytest.mark.integration
+@pytest.mark.slow
+def test_four_processes_train_like_one(tmp_path):
+  """4 processes x 2 devices: the same (2, 4) mesh and global batch as one 8-device process."""
+  codes, outs = wait_all([launch_one(tmp_path / "one"), *launch(4, tmp_path / "four")])
+  assert codes == [0] * 5, "\n".join(o[-3000:] for o in outs)
+  reference, got = losses(tmp_path / "one"), losses(tmp_path / "four")
+  assert sorted(got) == sorted(reference) == [1, 2, 3, 4]
+  np.testing.assert_allclose([got[s] for s in range(1, 5)],
+                             [reference[s] for s in range(1, 5)], rtol=1e-5)
+  assert ["summary:" in out for out in outs[1:]] == [True, False, False, False]
+  assert sorted(p.name for p in (tmp_path / "four" / "checkpoints" / "4" / "data").glob(
+      "*.json")) == [f"process_{i}-of-4.json" for i in range(4)]
 
 
 def jax_leaves(tree):

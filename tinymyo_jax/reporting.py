@@ -68,7 +68,7 @@ class LoopClock:
     over the whole loop and over its training time, for `steps` steps of `batch_size`."""
     total = time.perf_counter() - self.start
     train = total - self.seconds["eval"] - self.seconds["checkpoint"]
-    out = {"seconds": total, "train_seconds": train,
+    out = {"seconds": total, "train_seconds": train, "examples": steps * batch_size,
            **{f"{name}_seconds": v for name, v in sorted(self.seconds.items())}}
     if steps and total > 0:
       out["examples_per_sec_overall"] = steps * batch_size / total
