@@ -12,8 +12,11 @@
 #   myo_tasks   MyoArmband within person (cycle split, $FT_EPOCHS epochs) and myo_readings across
 #               participants ($MYO_READINGS_STEPS steps, half an epoch of its 60k windows): full
 #               fine-tuning and linear probe from pretrain_myo_heldout, scratch at the same budget
+#   uci_long    UCI $TASK with the paper's schedule: up to 50 epochs, 5 warm-up epochs, early
+#               stopping on validation loss (patience 7): from pretrain_myo and from scratch
 #   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
 #               pretrained full fine-tuning, linear probe, and scratch at the same budget
+#   cv_aug      the same folds with $AUG: pretrained full fine-tuning and scratch
 #   baselines   LDA and random forest on the windows and splits of every task above
 # Every stage appends "<name> <seconds>" to $OUT/times.txt; a stage whose summary.json exists is
 # skipped (re-running never redoes finished work).
@@ -95,6 +98,21 @@ for stage in "${stages[@]}"; do
       # shellcheck disable=SC2086
       once "$OUT/scratch_aug_$TASK" timed "scratch_aug_$TASK" finetune "$TASK" \
         "$OUT/scratch_aug_$TASK" "" time $AUG ;;
+    uci_long)
+      long=(--config.finetune.num_epochs=50 --config.finetune.warmup_epochs=5)
+      once "$OUT/ft_long_$TASK" timed "ft_long_$TASK" finetune "$TASK" "$OUT/ft_long_$TASK" \
+        "$PRE/checkpoints" time "${long[@]}"
+      once "$OUT/scratch_long_$TASK" timed "scratch_long_$TASK" finetune "$TASK" \
+        "$OUT/scratch_long_$TASK" "" time "${long[@]}" ;;
+    cv_aug)
+      for k in 0 1 2 3 4; do
+        # shellcheck disable=SC2086  # $AUG is a list of flags
+        once "$OUT/cv/ft_aug_fold$k" timed "cv_ft_aug_fold$k" finetune "uci_200hz,fold$k" \
+          "$OUT/cv/ft_aug_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1 $AUG
+        # shellcheck disable=SC2086
+        once "$OUT/cv/scratch_aug_fold$k" timed "cv_scratch_aug_fold$k" finetune \
+          "uci_200hz,fold$k" "$OUT/cv/scratch_aug_fold$k" "" time --config.finetune.seeds=1 $AUG
+      done ;;
     cv)
       # One seed per fold; the recipe of the documented split (no augmentation: rejected there).
       for k in 0 1 2 3 4; do

@@ -24,7 +24,9 @@ import numpy as np
 NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "lp": "cross-corpus pretrained, linear probe",
                 "uci_ft": "UCI-only pretrained (the fold's training subjects), full fine-tuning",
-                "scratch": "scratch (same budget)"}
+                "scratch": "scratch (same budget)",
+                "ft_aug": "cross-corpus pretrained, full fine-tuning, augmented",
+                "scratch_aug": "scratch (same budget), augmented"}
 BASELINE_ROWS = {"lda": "LDA (time-domain features)",
                  "random_forest": "random forest (time-domain features)"}
 
@@ -61,9 +63,11 @@ def first_run(runs: Sequence[Path], name: str) -> Path:
 
 def collect(runs: Sequence[Path], baselines: Path,
             columns: list[tuple[str, str]]) -> dict[str, list]:
-  """{row: [scores of each column or None]} for every network and baseline row."""
+  """{row: [scores of each column or None]} for every baseline row and every network row with
+  at least one finished run."""
   rows = {row: [network_scores(first_run(runs, f"{row}_{suffix}")) for suffix, _ in columns]
           for row in NETWORK_ROWS}
+  rows = {row: scores for row, scores in rows.items() if any(scores)}
   for model in BASELINE_ROWS:
     rows[model] = [baseline_scores(baselines / f"{stem}.json", model) for _, stem in columns]
   return rows
@@ -96,7 +100,7 @@ def subject_table(rows: dict[str, list]) -> list[str]:
   for s in subjects:
     lines.append(f"| {s} | " + " | ".join(pct(by_row[r].get(s)) for r in rows) + " |")
   rf = by_row["random_forest"]
-  for row in NETWORK_ROWS:
+  for row in NETWORK_ROWS.keys() & by_row.keys():
     shared = [s for s in by_row[row] if s in rf]
     if shared:
       wins = sum(by_row[row][s] > rf[s] for s in shared)
