@@ -6,7 +6,9 @@ several folders, the first that holds a run is used) and
 `<baselines>/uci_200hz_fold<k>.json` (`experiments/classical_baselines.py`), and prints two
 markdown tables: test accuracy per fold with the mean +/- std over folds (each fold's test
 subjects once; sample std), and every subject's accuracy with the number of subjects where each
-network row beats the random forest. A missing run is shown as "-" and left out of the means.
+network row beats the random forest, and each network row paired per subject with scratch and
+with the random forest (mean difference, wins, Wilcoxon signed-rank p). A missing run is shown
+as "-" and left out of the means; a row with no finished run is left out.
 
   python experiments/cv_table.py --runs runs/cross_corpus/cv --baselines runs/cross_corpus/baselines
 """
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "lp": "cross-corpus pretrained, linear probe",
@@ -108,6 +111,28 @@ def subject_table(rows: dict[str, list]) -> list[str]:
   return lines
 
 
+def paired_table(rows: dict[str, list], references: Sequence[str] = ("scratch", "random_forest")
+                 ) -> list[str]:
+  """Each network row against each reference row over the subjects both scored: mean paired
+  difference in points, wins / losses, and the two-sided Wilcoxon signed-rank p-value."""
+  by_row = {row: {s: a for scores in rows[row] if scores for s, a in scores[1].items()}
+            for row in rows}
+  lines = ["| row | against | subjects | mean difference (points) | wins / losses | Wilcoxon p |",
+           "|---|---|---:|---:|---:|---:|"]
+  for row in by_row:
+    for ref in references:
+      if row == ref or row not in NETWORK_ROWS or ref not in by_row:
+        continue
+      shared = sorted(by_row[row].keys() & by_row[ref].keys(), key=int)
+      if not shared:
+        continue
+      diff = np.array([by_row[row][s] - by_row[ref][s] for s in shared])
+      p = stats.wilcoxon(diff).pvalue if np.any(diff != 0) else 1.0
+      lines.append(f"| {row} | {ref} | {len(shared)} | {100 * diff.mean():+.2f} | "
+                   f"{int(np.sum(diff > 0))} / {int(np.sum(diff < 0))} | {p:.3f} |")
+  return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--runs", type=Path, nargs="+", required=True,
@@ -124,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   columns = [(args.task, args.task)] if args.task else fold_columns(args.folds)
   labels = [args.task] if args.task else [f"fold {k}" for k in range(args.folds)]
   rows = collect(args.runs, args.baselines, columns)
-  print("\n".join(fold_table(rows, labels) + [""] + subject_table(rows)))
+  print("\n".join(fold_table(rows, labels) + [""] + subject_table(rows) + [""]
+                  + paired_table(rows)))
   return 0
 
 

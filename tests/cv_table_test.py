@@ -41,6 +41,9 @@ def test_table_means_over_folds_and_counts_subject_wins(tmp_path, capsys):
   assert rows["4"] == "| 4 | 30.00 | - | 50.00 | 60.00 |"
   assert "ft: above the random forest on 2 of 4 subjects" in out
   assert "scratch: above the random forest on 0 of 2 subjects" in out
+  # Paired per subject: ft - scratch on subjects 1, 2 = +0.1, +0.3; ft - forest on 1-4.
+  assert "| ft | scratch | 2 | +20.00 | 2 / 0 | 0.500 |" in out
+  assert "| ft | random_forest | 4 | +0.00 | 2 / 2 |" in out
 
 
 def test_rows_come_from_several_run_folders(tmp_path, capsys):
