@@ -12,6 +12,8 @@
 #   myo_tasks   MyoArmband within person (cycle split, $FT_EPOCHS epochs) and myo_readings across
 #               participants ($MYO_READINGS_STEPS steps, half an epoch of its 60k windows): full
 #               fine-tuning and linear probe from pretrain_myo_heldout, scratch at the same budget
+#   uci_aug_each  UCI $TASK with each augmentation of $AUG alone, from pretrain_myo; then
+#               scratch with the one validation chose (time shift, $AUG_CHOSEN)
 #   uci_long    UCI $TASK with the paper's schedule: up to 50 epochs, 5 warm-up epochs, early
 #               stopping on validation loss (patience 7): from pretrain_myo and from scratch
 #   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
@@ -35,6 +37,7 @@ SPLIT=${SPLIT:-}
 TASK="uci_200hz${SPLIT:+,$SPLIT}"
 [ "$SPLIT" != pooled ] || TASK=uci_200hz_pooled   # subjects pooled, split by repetition
 AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
+AUG_CHOSEN=${AUG_CHOSEN:-jitter=20}   # uci_aug_each: best validation loss of the three, seed 42
 MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (half an epoch)
 PRE="$OUT/pretrain_myo"
 PRE_HELD="$OUT/pretrain_myo_heldout"
@@ -98,6 +101,15 @@ for stage in "${stages[@]}"; do
       # shellcheck disable=SC2086
       once "$OUT/scratch_aug_$TASK" timed "scratch_aug_$TASK" finetune "$TASK" \
         "$OUT/scratch_aug_$TASK" "" time $AUG ;;
+    uci_aug_each)
+      for aug in rotate=1 scale=0.2 jitter=20; do
+        name=ft_aug_${aug%%=*}_$TASK
+        once "$OUT/$name" timed "$name" finetune "$TASK" "$OUT/$name" "$PRE/checkpoints" time \
+          --config.data.augment.$aug
+      done
+      name=scratch_aug_${AUG_CHOSEN%%=*}_$TASK
+      once "$OUT/$name" timed "$name" finetune "$TASK" "$OUT/$name" "" time \
+        --config.data.augment.$AUG_CHOSEN ;;
     uci_long)
       long=(--config.finetune.num_epochs=50 --config.finetune.warmup_epochs=5)
       once "$OUT/ft_long_$TASK" timed "ft_long_$TASK" finetune "$TASK" "$OUT/ft_long_$TASK" \
