@@ -102,10 +102,11 @@ for stage in "${stages[@]}"; do
       once "$OUT/scratch_aug_$TASK" timed "scratch_aug_$TASK" finetune "$TASK" \
         "$OUT/scratch_aug_$TASK" "" time $AUG ;;
     uci_aug_each)
-      for aug in rotate=1 scale=0.2 jitter=20; do
+      for flag in $AUG; do   # --config.data.augment.<name>=<value>
+        aug=${flag#--config.data.augment.}
         name=ft_aug_${aug%%=*}_$TASK
         once "$OUT/$name" timed "$name" finetune "$TASK" "$OUT/$name" "$PRE/checkpoints" time \
-          --config.data.augment.$aug
+          "$flag"
       done
       name=scratch_aug_${AUG_CHOSEN%%=*}_$TASK
       once "$OUT/$name" timed "$name" finetune "$TASK" "$OUT/$name" "" time \

@@ -95,9 +95,14 @@ def fold_table(rows: dict[str, list], labels: list[str]) -> list[str]:
   return lines
 
 
+def subject_scores(rows: dict[str, list]) -> dict[str, dict[str, float]]:
+  """{row: {subject: accuracy}} over every finished column of each row."""
+  return {row: {s: a for scores in rows[row] if scores for s, a in scores[1].items()}
+          for row in rows}
+
+
 def subject_table(rows: dict[str, list]) -> list[str]:
-  by_row = {row: {s: a for scores in rows[row] if scores for s, a in scores[1].items()}
-            for row in rows}
+  by_row = subject_scores(rows)
   subjects = sorted({s for accs in by_row.values() for s in accs}, key=int)
   lines = ["| subject | " + " | ".join(rows) + " |", "|---" * (len(rows) + 1) + "|"]
   for s in subjects:
@@ -115,8 +120,7 @@ def paired_table(rows: dict[str, list], references: Sequence[str] = ("scratch", 
                  ) -> list[str]:
   """Each network row against each reference row over the subjects both scored: mean paired
   difference in points, wins / losses, and the two-sided Wilcoxon signed-rank p-value."""
-  by_row = {row: {s: a for scores in rows[row] if scores for s, a in scores[1].items()}
-            for row in rows}
+  by_row = subject_scores(rows)
   lines = ["| row | against | subjects | mean difference (points) | wins / losses | Wilcoxon p |",
            "|---|---|---:|---:|---:|---:|"]
   for row in by_row:

@@ -57,6 +57,8 @@ def test_cli_writes_summary_events_and_checkpoints(tmp_path):
   assert loop["train_seconds"] == pytest.approx(
       loop["seconds"] - loop["eval_seconds"] - loop["checkpoint_seconds"])
   assert loop["examples_per_sec_overall"] < loop["examples_per_sec_training"]
+  assert loop["examples"] == pytest.approx(loop["examples_per_sec_training"]
+                                           * loop["train_seconds"])
   assert 0 < loop["data_fraction"] < 1
   assert list(tmp_path.glob("events.out.tfevents.*"))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]
