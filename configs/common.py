@@ -46,7 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict(dict(
       peak_lr=1e-4, init_lr=1e-6, end_lr=1e-6, warmup_steps=100, b1=0.9, b2=0.98,
       weight_decay=0.01, grad_clip_norm=3.0))
-  c.pretrain = ml_collections.ConfigDict(dict(mask_ratio=0.5, visible_weight=0.1))
+  # pretrain.target: what a masked patch is reconstructed as, "signal" (its samples, the
+  # paper's) or "spectrum" (log-amplitude of its rFFT; `tinymyo_jax/tasks/pretrain.py`).
+  c.pretrain = ml_collections.ConfigDict(dict(mask_ratio=0.5, visible_weight=0.1,
+                                              target="signal"))
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
   c.distributed = False
   c.log_every = 10
@@ -123,6 +126,9 @@ def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
                      f"{c.task!r} has none, got {dict(augment)}")
   if not 0.0 <= c.pretrain.mask_ratio < 1.0:
     raise ValueError(f"config.pretrain.mask_ratio must be in [0, 1), got {c.pretrain.mask_ratio}")
+  if c.pretrain.target not in ("signal", "spectrum"):
+    raise ValueError(f"config.pretrain.target must be 'signal' or 'spectrum', got "
+                     f"{c.pretrain.target!r}")
   if c.optimizer.warmup_steps < 0:
     raise ValueError(f"config.optimizer.warmup_steps must be >= 0, got "
                      f"{c.optimizer.warmup_steps}")

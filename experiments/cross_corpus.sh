@@ -3,7 +3,8 @@
 # then UCI-EMG and Myo-corpus fine-tuning against scratch training and classical baselines.
 # Usage: [SPLIT=paper|fold0..fold4|pooled] [OUT=...] [DATA=...] bash experiments/cross_corpus.sh [stage ...]
 #   build       every Myo corpus (`all` + labeled configs) and UCI hz200 / hz200_all into $DATA
-#   pretrain    configs/pretrain.py:myo for $PRE_STEPS steps into $OUT/pretrain_myo
+#   pretrain    configs/pretrain.py:myo for $PRE_STEPS steps into $OUT/pretrain_myo, masked
+#               patches reconstructed as $PRE_TARGET (signal, or spectrum: use another $OUT)
 #   uci         UCI $TASK: full fine-tuning and linear probe from pretrain_myo
 #   uci_aug     UCI $TASK with armband-rotation + amplitude + time-shift augmentation ($AUG):
 #               from pretrain_myo and from scratch (the same budget)
@@ -29,6 +30,7 @@ OUT=${OUT:-runs/cross_corpus}
 DATA=${DATA:-data/tfds_myo}
 SHARED=${SHARED:-../shared/data}
 PRE_STEPS=${PRE_STEPS:-1200}         # 38,400 windows at batch 32 (~0.35 passes over the mixture)
+PRE_TARGET=${PRE_TARGET:-signal}     # config.pretrain.target
 FT_EPOCHS=${FT_EPOCHS:-10}
 SEEDS=${SEEDS:-3}
 PROBE_LR=${PROBE_LR:-5e-4}
@@ -42,12 +44,7 @@ MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (ha
 PRE="$OUT/pretrain_myo"
 PRE_HELD="$OUT/pretrain_myo_heldout"
 mkdir -p "$OUT"
-source experiments/lib.sh   # timed, finetune, probe
-
-once() {  # $1 = workdir, then the command: skipped when the workdir has its summary.json
-  local workdir=$1; shift
-  if [ -f "$workdir/summary.json" ]; then echo "done already: $workdir"; else "$@"; fi
-}
+source experiments/lib.sh   # once, timed, finetune, probe
 
 build() {  # $1 = corpus, $2 = manual dir, then configs
   local name=$1 manual=$2; shift 2
@@ -74,7 +71,7 @@ for stage in "${stages[@]}"; do
         --config=configs/pretrain.py:$preset --workdir="$workdir" \
         --config.data.data_dir="$(realpath "$DATA")" \
         --config.total_steps="$PRE_STEPS" --config.optimizer.warmup_steps=60 \
-        --config.model.dtype="$DTYPE" \
+        --config.model.dtype="$DTYPE" --config.pretrain.target="$PRE_TARGET" \
         --config.eval_every=200 --config.checkpoint_every=200 ;;
     myo_tasks)
       # One seed each. myo_readings by steps: one epoch is ~30 min per run on this CPU.

@@ -1,6 +1,11 @@
 # Shell functions shared by the experiment scripts (sourced, not run). Callers set PY, OUT, DATA,
 # FT_EPOCHS, SEEDS, PROBE_LR (and optionally DTYPE, default auto) before calling them.
 
+once() {  # $1 = workdir, then a command: skipped when the workdir has its summary.json
+  local workdir=$1; shift
+  if [ -f "$workdir/summary.json" ]; then echo "done already: $workdir"; else "$@"; fi
+}
+
 timed() {  # $1 = name, then a command: runs it and appends "<name> <seconds>" to $OUT/times.txt
   local name=$1; shift; local t0=$SECONDS; "$@"; echo "$name $((SECONDS - t0))" >> "$OUT/times.txt"
 }

@@ -12,7 +12,8 @@
 # then full fine-tuning (one seed), into $OUT/cv/{pretrain,uci_ft}_fold<k> (`cv_table.py --runs`).
 # Pretraining here standardizes inputs with training-split channel statistics, as fine-tuning
 # does (the paper's per-window min-max would erase the relative channel levels).
-# Every stage appends "<stage> <seconds>" to $OUT/times.txt.
+# Every run appends "<name> <seconds>" to $OUT/times.txt; a run whose summary.json exists is
+# skipped (re-running never redoes finished work).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -41,7 +42,7 @@ SRC="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),)"
 SRC_DB5="--config.data.sources=(('uci_emg','$PRE_CONFIG',1.0),('ninapro_db5','by_subject',0.6,8,'train'))"
 mkdir -p "$OUT"
 
-source experiments/lib.sh   # timed, finetune, probe
+source experiments/lib.sh   # once, timed, finetune, probe
 
 pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources flag]
   $PY -m tinymyo_jax.main --config=configs/pretrain.py:default --workdir="$1" \
@@ -56,8 +57,8 @@ pretrain() {  # $1 = workdir, $2 = rope mode, $3 = train split, [$4 = sources fl
 
 lpft() {  # $1 = task, $2 = probe workdir, $3 = workdir: one run per seed, each from its probe
   for ((k = 0; k < SEEDS; k++)); do
-    timed "$(basename "$3")_seed$k" finetune "$1" "$3/seed_$k" "$2/seed_$k/best" time \
-      --config.seed=$((42 + k)) --config.finetune.seeds=1
+    once "$3/seed_$k" timed "$(basename "$3")_seed$k" finetune "$1" "$3/seed_$k" \
+      "$2/seed_$k/best" time --config.seed=$((42 + k)) --config.finetune.seeds=1
   done
 }
 
@@ -70,40 +71,46 @@ for stage in "${stages[@]}"; do
         timed "build_$config" $PY -m data_builders.build uci_emg --manual_dir="$MANUAL" \
           --data_dir="$DATA" --config="$config"
       done ;;
-    pretrain) timed pretrain_subject pretrain "$OUT/pretrain_time" time "$TRAIN_SPLIT" ;;
+    pretrain) once "$OUT/pretrain_time" timed pretrain_subject pretrain \
+      "$OUT/pretrain_time" time "$TRAIN_SPLIT" ;;
     subject)
-      timed ft_subject_pretrained finetune "$TASK" "$OUT/ft_subject_pretrained" \
-        "$OUT/pretrain_time/checkpoints" time
-      timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
+      once "$OUT/ft_subject_pretrained" timed ft_subject_pretrained finetune \
+        "$TASK" "$OUT/ft_subject_pretrained" "$OUT/pretrain_time/checkpoints" time
+      once "$OUT/ft_subject_scratch" timed ft_subject_scratch finetune \
+        "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pooled)
-      EVAL_SPLIT="$POOLED_EVAL" timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
-        "train+validation+test|repetition=1"
-      timed ft_pooled_pretrained finetune uci_200hz_pooled "$OUT/ft_pooled_pretrained" \
-        "$OUT/pretrain_pooled/checkpoints" time
-      timed ft_pooled_scratch finetune uci_200hz_pooled "$OUT/ft_pooled_scratch" "" time ;;
+      EVAL_SPLIT="$POOLED_EVAL" once "$OUT/pretrain_pooled" timed pretrain_pooled pretrain \
+        "$OUT/pretrain_pooled" time "train+validation+test|repetition=1"
+      once "$OUT/ft_pooled_pretrained" timed ft_pooled_pretrained finetune \
+        uci_200hz_pooled "$OUT/ft_pooled_pretrained" "$OUT/pretrain_pooled/checkpoints" time
+      once "$OUT/ft_pooled_scratch" timed ft_pooled_scratch finetune \
+        uci_200hz_pooled "$OUT/ft_pooled_scratch" "" time ;;
     ablation)
       for mode in released flat; do
-        timed "ft_subject_scratch_$mode" finetune "$TASK" "$OUT/ft_subject_scratch_$mode" "" "$mode"
+        once "$OUT/ft_subject_scratch_$mode" timed "ft_subject_scratch_$mode" finetune \
+          "$TASK" "$OUT/ft_subject_scratch_$mode" "" "$mode"
       done ;;
     ablation_pretrained)
       for mode in released flat; do
-        timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" "$TRAIN_SPLIT"
-        timed "ft_subject_pretrained_$mode" finetune "$TASK" \
-          "$OUT/ft_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
+        once "$OUT/pretrain_$mode" timed "pretrain_subject_$mode" pretrain \
+          "$OUT/pretrain_$mode" "$mode" "$TRAIN_SPLIT"
+        once "$OUT/ft_subject_pretrained_$mode" timed "ft_subject_pretrained_$mode" finetune \
+          "$TASK" "$OUT/ft_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
     probe)
-      timed lp_subject_pretrained probe "$TASK" "$OUT/lp_subject_pretrained" \
-        "$OUT/pretrain_time/checkpoints" time
-      timed lp_subject_scratch probe "$TASK" "$OUT/lp_subject_scratch" "" time ;;
+      once "$OUT/lp_subject_pretrained" timed lp_subject_pretrained probe \
+        "$TASK" "$OUT/lp_subject_pretrained" "$OUT/pretrain_time/checkpoints" time
+      once "$OUT/lp_subject_scratch" timed lp_subject_scratch probe \
+        "$TASK" "$OUT/lp_subject_scratch" "" time ;;
     probe_pooled)
-      timed lp_pooled_pretrained probe uci_200hz_pooled "$OUT/lp_pooled_pretrained" \
-        "$OUT/pretrain_pooled/checkpoints" time ;;
+      once "$OUT/lp_pooled_pretrained" timed lp_pooled_pretrained probe \
+        uci_200hz_pooled "$OUT/lp_pooled_pretrained" "$OUT/pretrain_pooled/checkpoints" time ;;
     lpft) lpft "$TASK" "$OUT/lp_subject_pretrained" "$OUT/lpft_subject_pretrained" ;;
     lpft_pooled)
       lpft uci_200hz_pooled "$OUT/lp_pooled_pretrained" "$OUT/lpft_pooled_pretrained" ;;
     subject_pretrained)
-      timed ft_subject_pretrained finetune "$TASK" "$OUT/ft_subject_pretrained" \
-        "$OUT/pretrain_time/checkpoints" time ;;
+      once "$OUT/ft_subject_pretrained" timed ft_subject_pretrained finetune \
+        "$TASK" "$OUT/ft_subject_pretrained" "$OUT/pretrain_time/checkpoints" time ;;
     cv)  # each fold in its own run of this script: the split sets TRAIN_SPLIT / EVAL_SPLIT
       for k in 0 1 2 3 4; do
         [ -f "$OUT/cv/uci_ft_fold$k/summary.json" ] && { echo "done already: fold $k"; continue; }
@@ -112,22 +119,24 @@ for stage in "${stages[@]}"; do
         mv "$OUT/cv/fold$k/ft_subject_pretrained" "$OUT/cv/uci_ft_fold$k"
       done ;;
     subject_scratch)
-      timed ft_subject_scratch finetune "$TASK" "$OUT/ft_subject_scratch" "" time ;;
+      once "$OUT/ft_subject_scratch" timed ft_subject_scratch finetune \
+        "$TASK" "$OUT/ft_subject_scratch" "" time ;;
     pretrain_pooled)
-      EVAL_SPLIT="$POOLED_EVAL" timed pretrain_pooled pretrain "$OUT/pretrain_pooled" time \
-        "train+validation+test|repetition=1" ;;
+      EVAL_SPLIT="$POOLED_EVAL" once "$OUT/pretrain_pooled" timed pretrain_pooled pretrain \
+        "$OUT/pretrain_pooled" time "train+validation+test|repetition=1" ;;
     db5)
       timed build_db5 $PY -m data_builders.build ninapro_db5 --manual_dir="$DB5_MANUAL" \
         --data_dir="$DATA" --config=by_subject
-      timed pretrain_subject_db5 pretrain "$OUT/pretrain_time_db5" time "$TRAIN_SPLIT" "$SRC_DB5"
-      timed lp_subject_pretrained_db5 probe "$TASK" "$OUT/lp_subject_pretrained_db5" \
-        "$OUT/pretrain_time_db5/checkpoints" time ;;
-    ablation_probe)  # pretrains each mode unless `ablation_pretrained` already did
+      once "$OUT/pretrain_time_db5" timed pretrain_subject_db5 pretrain \
+        "$OUT/pretrain_time_db5" time "$TRAIN_SPLIT" "$SRC_DB5"
+      once "$OUT/lp_subject_pretrained_db5" timed lp_subject_pretrained_db5 probe \
+        "$TASK" "$OUT/lp_subject_pretrained_db5" "$OUT/pretrain_time_db5/checkpoints" time ;;
+    ablation_probe)
       for mode in released flat; do
-        [ -f "$OUT/pretrain_$mode/summary.json" ] ||
-          timed "pretrain_subject_$mode" pretrain "$OUT/pretrain_$mode" "$mode" "$TRAIN_SPLIT"
-        timed "lp_subject_pretrained_$mode" probe "$TASK" "$OUT/lp_subject_pretrained_$mode" \
-          "$OUT/pretrain_$mode/checkpoints" "$mode"
+        once "$OUT/pretrain_$mode" timed "pretrain_subject_$mode" pretrain \
+          "$OUT/pretrain_$mode" "$mode" "$TRAIN_SPLIT"
+        once "$OUT/lp_subject_pretrained_$mode" timed "lp_subject_pretrained_$mode" probe \
+          "$TASK" "$OUT/lp_subject_pretrained_$mode" "$OUT/pretrain_$mode/checkpoints" "$mode"
       done ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac

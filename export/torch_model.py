@@ -203,7 +203,7 @@ def tokens_to_grid(x_bnd: torch.Tensor, num_channels: int) -> torch.Tensor:
 class ReconstructionHead(nn.Module):
   def __init__(self, c: TorchConfig):
     super().__init__()
-    self.decoder_pred = nn.Linear(c.embed_dim, c.patch_size)
+    self.decoder_pred = nn.Linear(c.embed_dim, c.num_outputs or c.patch_size)
 
   def forward(self, x_bnd: torch.Tensor, num_channels: int) -> torch.Tensor:
     return self.decoder_pred(x_bnd)

@@ -19,10 +19,10 @@ def tokens_to_grid(x_bnd: jnp.ndarray, num_channels: int) -> jnp.ndarray:
 
 
 class ReconstructionHead(nnx.Module):
-  """Linear decoder from each token back to its 20-sample patch."""
+  """Linear decoder from each token to its patch's target: the samples or `width` numbers."""
 
-  def __init__(self, dim: int, patch_size: int, *, dtype, rngs: nnx.Rngs):
-    self.decoder_pred = dense(dim, patch_size, ("embed", "patch"), dtype=dtype, rngs=rngs)
+  def __init__(self, dim: int, width: int, *, dtype, rngs: nnx.Rngs):
+    self.decoder_pred = dense(dim, width, ("embed", "patch"), dtype=dtype, rngs=rngs)
 
   def __call__(self, x_bnd, *, num_channels: int, deterministic: bool, rngs):
     del num_channels, deterministic, rngs

@@ -42,7 +42,7 @@ class ModelConfig:
   dtype: str = "float32"  # compute dtype; params stay fp32
   head: str = "reconstruction"
   num_channels: int = 16  # channels the head fuses (classification / regression)
-  num_outputs: int = 0  # classes, or regression outputs
+  num_outputs: int = 0  # classes, regression outputs, or numbers per patch (0: the patch)
   reduction: str = "concat"
   target_len: int = 500  # regression output length
 
@@ -90,7 +90,8 @@ class TinyMyo(nnx.Module):
         layer.kernel[...] = layer.kernel[...] / jnp.sqrt(2.0 * k)
     self.norm = layer_norm(c.embed_dim, dtype=dtype, rngs=rngs)
     if c.head == "reconstruction":
-      self.head = heads_lib.ReconstructionHead(c.embed_dim, c.patch_size, dtype=dtype, rngs=rngs)
+      self.head = heads_lib.ReconstructionHead(c.embed_dim, c.num_outputs or c.patch_size,
+                                               dtype=dtype, rngs=rngs)
     elif c.head == "classification":
       self.head = heads_lib.ClassificationHead(c.embed_dim, c.num_channels, c.num_outputs,
                                                c.reduction, dtype=dtype, rngs=rngs)

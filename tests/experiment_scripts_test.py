@@ -1,0 +1,34 @@
+"""The experiment scripts: valid bash, and a re-run skips every run that has its summary.json."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPTS = sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".sh"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_parses(script):
+  subprocess.run(["bash", "-n", os.path.join(REPO, "experiments", script)], check=True)
+
+
+@pytest.mark.parametrize("script,stage,workdirs", [
+    ("uci_results.sh", "subject", ["ft_subject_pretrained", "ft_subject_scratch"]),
+    ("uci_results.sh", "probe", ["lp_subject_pretrained", "lp_subject_scratch"]),
+    ("cross_corpus.sh", "uci", ["ft_uci_200hz", "lp_uci_200hz"]),
+])
+def test_finished_runs_are_not_redone(tmp_path, script, stage, workdirs):
+  for name in workdirs:
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "summary.json").write_text("{}")
+  env = {**os.environ, "PY": sys.executable, "OUT": str(tmp_path), "DATA": str(tmp_path)}
+  out = subprocess.run(["bash", os.path.join(REPO, "experiments", script), stage], env=env,
+                       capture_output=True, text=True, check=True, timeout=120).stdout
+  assert out.count("done already:") == len(workdirs), out
+  assert not (tmp_path / "times.txt").exists()  # nothing ran, so nothing was timed
