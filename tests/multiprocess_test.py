@@ -69,6 +69,19 @@ def launch_one(workdir, *flags):
                           text=True)
 
 
+def launch_run(flags, workdir, n: int):
+  """The run of `flags` as one process with 2 CPU devices (n=1) or as n processes of 2/n."""
+  port = free_port()
+  env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={2 // n}")
+  multi = lambda i: ["--config.distributed=True", f"--coordinator_address=localhost:{port}",
+                     f"--num_processes={n}", f"--process_id={i}"]
+  return [subprocess.Popen([sys.executable, *flags, f"--workdir={workdir}",
+                            *(multi(i) if n > 1 else [])], cwd=REPO, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+          for i in range(n)]
+
+
 def run_processes(n: int, workdir, *flags):
   codes, outs = wait_all(launch(n, workdir, *flags))
   assert codes == [0] * n, "\n".join(o[-3000:] for o in outs)
@@ -210,19 +223,8 @@ def test_two_processes_fine_tune_speech_like_one(tmp_path):
            "--config.finetune.warmup_epochs=0", "--config.optimizer.warmup_steps=1",
            "--config.finetune.beam_width=2", "--config.finetune.seeds=1",
            "--config.log_every=1", "--config.mesh.data=2", "--config.mesh.fsdp=1"]
-  one = subprocess.Popen([sys.executable, *flags, f"--workdir={tmp_path / 'one'}"], cwd=REPO,
-                         env=dict(os.environ, PYTHONPATH=str(REPO), **FAST,
-                                  XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  port, two = free_port(), []
-  for i in range(2):
-    two.append(subprocess.Popen(
-        [sys.executable, *flags, f"--workdir={tmp_path / 'two'}", "--config.distributed=True",
-         f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), **FAST,
-                           XLA_FLAGS="--xla_force_host_platform_device_count=1"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-  codes, outs = wait_all([one, *two], timeout=900)
+  one, two = launch_run(flags, tmp_path / "one", 1), launch_run(flags, tmp_path / "two", 2)
+  codes, outs = wait_all([*one, *two], timeout=900)
   assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
   reference, got = losses(tmp_path / "one" / "seed_0"), losses(tmp_path / "two" / "seed_0")
   assert sorted(got) == sorted(reference) == [1, 2]  # 4 training utterances, 2 per step
@@ -231,4 +233,29 @@ def test_two_processes_fine_tune_speech_like_one(tmp_path):
   ref_test = json.loads((tmp_path / "one" / "summary.json").read_text())["test"]
   test = json.loads((tmp_path / "two" / "summary.json").read_text())["test"]
   for key in ("cer", "wer", "cer_greedy", "wer_greedy"):
+    assert test[key]["mean"] == pytest.approx(ref_test[key]["mean"], abs=1e-6), key
+
+
+@opt_in
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_processes_fine_tune_a_classifier_like_one(tmp_path):
+  """Synthetic windows from scratch: 2 processes x 1 device == 1 process x 2, test scores too
+  (each process predicts every other test window, `evaluate.window_outputs`)."""
+  flags = ["-m", "tinymyo_jax.main", "--config=configs/finetune.py:uci",
+           "--config.data.sources=(('synthetic','8x200:64:6',1.0),)",
+           "--config.model.variant=test", "--config.batch_size=8", "--config.init_from=",
+           "--config.finetune.num_epochs=1", "--config.finetune.warmup_epochs=0",
+           "--config.optimizer.warmup_steps=1", "--config.finetune.seeds=1",
+           "--config.log_every=1", "--config.mesh.data=2", "--config.mesh.fsdp=1"]
+  codes, outs = wait_all([*launch_run(flags, tmp_path / "one", 1),
+                          *launch_run(flags, tmp_path / "two", 2)], timeout=900)
+  assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
+  reference, got = losses(tmp_path / "one" / "seed_0"), losses(tmp_path / "two" / "seed_0")
+  assert sorted(got) == sorted(reference) and len(got) > 1
+  np.testing.assert_allclose([got[s] for s in sorted(got)],
+                             [reference[s] for s in sorted(got)], rtol=1e-5)
+  ref_test = json.loads((tmp_path / "one" / "summary.json").read_text())["test"]
+  test = json.loads((tmp_path / "two" / "summary.json").read_text())["test"]
+  for key in ("accuracy", "macro_f1"):
     assert test[key]["mean"] == pytest.approx(ref_test[key]["mean"], abs=1e-6), key

@@ -14,12 +14,13 @@ import jax
 import numpy as np
 from flax import nnx
 
-from tinymyo_jax import checkpointing, input_pipeline, tasks
+from tinymyo_jax import checkpointing, input_pipeline, multihost, tasks
 from tinymyo_jax.models.tinymyo import create_model
 
 
-# Test evaluation is host-local: every JAX process reads the whole test split (not its rows of
-# each global batch), so all of them compute the same metrics; process 0 writes the files.
+# Test evaluation is host-local: the window tasks' processes each predict every N-th test
+# record and gather the predictions (`window_outputs`), the speech tasks' each read the whole
+# split (`WHOLE_SPLIT`: one process's view); all compute the same metrics, process 0 writes.
 WHOLE_SPLIT = (0, 1)
 
 
@@ -73,23 +74,48 @@ def predict(model, batches, batch_size: int, target_key: str, group_key: str | N
           np.concatenate(groups) if group_key else None)
 
 
+class EveryNth:
+  """Records start, start + step, start + 2 * step, ... of a random-access sequence."""
+
+  def __init__(self, records, start: int, step: int):
+    self.records, self.start, self.step = records, start, step
+
+  def __len__(self) -> int:
+    return len(range(self.start, len(self.records), self.step))
+
+  def __getitem__(self, i: int):
+    if not 0 <= i < len(self):
+      raise IndexError(f"record {i} of {len(self)}")
+    return self.records[self.start + i * self.step]
+
+
 def window_outputs(config, params, model_cfg, meta, target_key: str,
                    group_key: str | None = None):
   """(outputs, targets, groups) of a TinyMyo checkpoint on the test windows of the config's
   first corpus, normalised with the checkpoint's statistics; groups (e.g. "subject") is None
-  when not asked for or when the records lack that field."""
+  when not asked for or when the records lack that field. With N processes each predicts every
+  N-th record and all receive every prediction (in process order, not the split's)."""
   model = create_model(model_cfg, params=params)
   source = input_pipeline.config_sources(config)
   records = input_pipeline.load_source(source[0], config.data.test_split, config.data.data_dir)
   if group_key and not (len(records) and group_key in records[0]):
     group_key = None
+  index, count = jax.process_index(), jax.process_count()
+  shared = len(records) >= count  # else every process predicts the whole (tiny) split
   batches = input_pipeline.make_dataset(
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False,
       normalization=config.data.normalization,
       keep=(target_key, group_key) if group_key else (target_key,),
-      records=[records], stats=meta.get("input_stats"), process=WHOLE_SPLIT)
-  return predict(model, batches, config.batch_size, target_key, group_key)
+      records=[EveryNth(records, index, count) if shared else records],
+      stats=meta.get("input_stats"),
+      process=WHOLE_SPLIT)
+  outputs, targets, groups = predict(model, batches, config.batch_size, target_key, group_key)
+  if not shared:
+    return outputs, targets, groups
+  if groups is None:
+    return (*multihost.gather_rows(outputs, targets), None)
+  return multihost.gather_rows(outputs, targets, groups)
 
 
 def report_markdown(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:

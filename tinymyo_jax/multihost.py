@@ -64,6 +64,23 @@ def check_same_config(config) -> None:
           f"0 ({listed}); start every process with the same --config flags")
 
 
+def gather_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+  """Every process's rows of each array, process 0's first, on every process; the arrays
+  themselves with one process. Processes may hold different numbers of rows (not zero)."""
+  if jax.process_count() == 1:
+    return arrays
+  from jax.experimental import multihost_utils
+  counts = np.asarray(multihost_utils.process_allgather(np.int32(len(arrays[0])))).reshape(-1)
+  most = int(counts.max())
+  out = []
+  for a in arrays:
+    padded = np.zeros((most, *a.shape[1:]), a.dtype)
+    padded[:len(a)] = a
+    every = np.asarray(multihost_utils.process_allgather(padded))  # [processes, most, ...]
+    out.append(np.concatenate([every[p, :n] for p, n in enumerate(counts)]))
+  return tuple(out)
+
+
 COMPILE_BARRIER_TIMEOUT_S = 900
 _barrier_ids = itertools.count()  # barrier names must be unique; every process counts alike
 
