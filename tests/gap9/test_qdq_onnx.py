@@ -123,18 +123,24 @@ def _fake_quant_points(params, config, qm, x):
 
 
 def test_points_match_the_fake_quant_model(exported, test_windows):
-  """Same integers at every point, up to float32 rounding ties (different summation order)."""
+  """Same integers at every point, up to a float32 rounding tie (different summation order)
+  and what later points inherit from it."""
   params, config, qm, model = exported
   x = test_windows[0][:4]
-  want = _fake_quant_points(params, config, qm, x)
-  names = [n for n in qm.scales if n != "logits"]
+  want = _fake_quant_points(params, config, qm, x)  # in the order the forward pass meets them
+  names = [n for n in want if n in qm.scales and n != "logits"]
+  assert set(names) == set(qm.scales) - {"logits"}
   sess = qdq_onnx.session(_with_point_outputs(model, names))
   got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {qdq_onnx.INPUT: x})))
+  flipped = None  # the first point where a tie rounded the other way
   for name in names:
     steps = np.abs(got[name] - want[name].reshape(got[name].shape)) / np.float32(qm.scales[name])
-    # a tie flips one step somewhere in block 0; later points inherit a few such flips
-    assert steps.max() <= (1.01 if name.startswith("b0.") else 16), name
+    # Up to the first flip: one step at most. After it, the flips spread (a LayerNorm scales a
+    # one-step change up: 3 steps seen in block 0 on an AMD Zen 4), but stay rare.
+    assert steps.max() <= (1.01 if flipped is None else 16), (name, flipped)
     assert np.mean(steps > 0.5) <= (1e-3 if name.startswith("b0.") else 0.05), name
+    if flipped is None and steps.max() > 0.5:
+      flipped = name
   np.testing.assert_array_equal(got["input"], want["input"].reshape(got["input"].shape))
 
 
