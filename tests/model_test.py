@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -138,6 +140,41 @@ def test_bfloat16_compute_keeps_fp32_params():
   out16 = model(jnp.ones((1, 8, 200)))
   assert out16.dtype == jnp.float32
   np.testing.assert_allclose(out16, out32, atol=0.1)
+
+
+def _equations(jaxpr):
+  """Every equation of a jaxpr and of the jaxprs nested in its equations' params."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (tuple, list)) else (value,):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          yield from _equations(inner)
+
+
+def test_low_precision_dense_backward_runs_bf16_dots_with_fp32_gradients_close():
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 10, 192))
+  w = jax.random.normal(jax.random.PRNGKey(1), (192, 96)) / 14.0
+  dims = (((2,), (0,)), ((), ()))
+
+  def loss(dot, x, w):
+    return jnp.sum(jnp.tanh(dot(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), dims,
+                                preferred_element_type=jnp.float32)))
+
+  want = jax.grad(functools.partial(loss, jax.lax.dot_general), argnums=(0, 1))(x, w)
+  got = jax.grad(functools.partial(loss, layers.low_precision_dot_general), argnums=(0, 1))(x, w)
+  for g, r in zip(got, want):
+    assert g.dtype == jnp.float32
+    np.testing.assert_allclose(g, r, rtol=0.05, atol=0.02 * float(jnp.abs(r).max()))
+  # Every dot of the backward pass takes bf16 operands (JAX's own rule: an fp32 cotangent).
+  jaxpr = jax.make_jaxpr(jax.grad(functools.partial(loss, layers.low_precision_dot_general),
+                                  argnums=(0, 1)))(x, w)
+  dots = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "dot_general"]
+  assert len(dots) == 3 and all(v.aval.dtype == jnp.bfloat16 for e in dots for v in e.invars)
+  with pytest.raises(ValueError, match="Linear layer's x @ W"):
+    layers.low_precision_dot_general(x, w, (((0,), (0,)), ((), ())),
+                                     preferred_element_type=jnp.float32)
 
 
 def _load_official(model, state_dict):

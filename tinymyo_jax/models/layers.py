@@ -37,12 +37,53 @@ def dot_output_dtype(dtype):
   return jnp.float32
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _matmul_f32_out(x, w, precision):
+  return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())), precision,
+                             preferred_element_type=jnp.float32)
+
+
+def _matmul_f32_out_fwd(x, w, precision):
+  return _matmul_f32_out(x, w, precision), (x, w)
+
+
+def _matmul_f32_out_bwd(precision, residuals, g):
+  x, w = residuals
+  g = g.astype(x.dtype)  # the fp32 cotangent in the operands' dtype: both backward dots native
+  lead = tuple(range(x.ndim - 1))
+  dx = jax.lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())), precision,
+                           preferred_element_type=jnp.float32)
+  dw = jax.lax.dot_general(x, g, ((lead, lead), ((), ())), precision,
+                           preferred_element_type=jnp.float32)
+  return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+_matmul_f32_out.defvjp(_matmul_f32_out_fwd, _matmul_f32_out_bwd)
+
+
+def low_precision_dot_general(lhs, rhs, dimension_numbers, precision=None,
+                              preferred_element_type=None, out_sharding=None):
+  """A Linear layer's `x @ W` for bf16 operands with an fp32 result, whose backward dots also
+  take bf16 operands: with JAX's own rule the fp32 cotangent meets the bf16 operand and XLA:CPU
+  runs both backward dots in fp32, as slow as an fp32 layer (BENCHMARKS.md). As in autocast
+  mixed precision, the cotangent is rounded to bf16 there; accumulation stays fp32."""
+  (contract, batch) = dimension_numbers
+  if (contract != ((lhs.ndim - 1,), (0,)) or batch != ((), ()) or out_sharding is not None
+      or preferred_element_type != jnp.float32):
+    raise ValueError(f"low_precision_dot_general handles a Linear layer's x @ W with an fp32 "
+                     f"result, got dimension numbers {dimension_numbers}, "
+                     f"preferred_element_type {preferred_element_type}")
+  return _matmul_f32_out(lhs, rhs, precision)
+
+
 def dense(in_features: int, out_features: int, axes: tuple[str | None, str | None], *,
           dtype, rngs: nnx.Rngs) -> nnx.Linear:
   """A Linear layer (Xavier-uniform kernel, zero bias) with logical axes on its params."""
+  out_dtype = dot_output_dtype(dtype)
   return nnx.Linear(
       in_features, out_features, dtype=dtype, param_dtype=jnp.float32,
-      preferred_element_type=dot_output_dtype(dtype),
+      preferred_element_type=out_dtype,
+      dot_general=low_precision_dot_general if out_dtype is not None else jax.lax.dot_general,
       kernel_init=logical(xavier, *axes), bias_init=logical(zeros, axes[1]), rngs=rngs)
 
 
