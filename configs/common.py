@@ -126,8 +126,9 @@ def validate(c: ml_collections.ConfigDict, *, resolved: bool = False) -> None:
                      f"{c.task!r} has none, got {dict(augment)}")
   if not 0.0 <= c.pretrain.mask_ratio < 1.0:
     raise ValueError(f"config.pretrain.mask_ratio must be in [0, 1), got {c.pretrain.mask_ratio}")
-  if c.pretrain.target not in ("signal", "spectrum"):
-    raise ValueError(f"config.pretrain.target must be 'signal' or 'spectrum', got "
+  from tinymyo_jax.tasks.pretrain import TARGETS
+  if c.pretrain.target not in TARGETS:
+    raise ValueError(f"config.pretrain.target must be one of {sorted(TARGETS)}, got "
                      f"{c.pretrain.target!r}")
   if c.optimizer.warmup_steps < 0:
     raise ValueError(f"config.optimizer.warmup_steps must be >= 0, got "
