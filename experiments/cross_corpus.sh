@@ -17,8 +17,10 @@
 #               scratch with the one validation chose (time shift, $AUG_CHOSEN)
 #   uci_long    UCI $TASK with the paper's schedule: up to 50 epochs, 5 warm-up epochs, early
 #               stopping on validation loss (patience 7): from pretrain_myo and from scratch
-#   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold:
-#               pretrained full fine-tuning, linear probe, and scratch at the same budget
+#   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold, the
+#               rows of $CV_ROWS: ft (pretrained full fine-tuning), lp (linear probe), scratch
+#               (the same budget), lp_long (a probe of $PROBE_LONG_EPOCHS epochs), lpft (full
+#               fine-tuning from the fold's lp probe at peak LR $LPFT_LR)
 #   cv_aug      the same folds with $AUG: pretrained full fine-tuning and scratch
 #   baselines   LDA and random forest on the windows and splits of every task above
 # Every stage appends "<name> <seconds>" to $OUT/times.txt; a stage whose summary.json exists is
@@ -40,6 +42,9 @@ TASK="uci_200hz${SPLIT:+,$SPLIT}"
 [ "$SPLIT" != pooled ] || TASK=uci_200hz_pooled   # subjects pooled, split by repetition
 AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
 AUG_CHOSEN=${AUG_CHOSEN:-jitter=20}   # uci_aug_each: best validation loss of the three, seed 42
+CV_ROWS=${CV_ROWS:-"ft lp scratch"}
+PROBE_LONG_EPOCHS=${PROBE_LONG_EPOCHS:-30}
+LPFT_LR=${LPFT_LR:-1e-4}             # a fifth of the recipe's: move the probed features little
 MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (half an epoch)
 PRE="$OUT/pretrain_myo"
 PRE_HELD="$OUT/pretrain_myo_heldout"
@@ -52,6 +57,20 @@ build() {  # $1 = corpus, $2 = manual dir, then configs
     timed "build_${name}_$config" $PY -m data_builders.build "$name" --manual_dir="$manual" \
       --data_dir="$DATA" --config="$config"
   done
+}
+
+cv_run() {  # $1 = row of $CV_ROWS, $2 = fold
+  local row=$1 k=$2 task="uci_200hz,fold$2" dir="$OUT/cv/$1_fold$2"
+  local run=(finetune "$task" "$dir" "$PRE/checkpoints" time --config.finetune.seeds=1)
+  case $row in
+    ft) ;;
+    lp) run[0]=probe ;;
+    scratch) run[3]="" ;;
+    lp_long) run[0]=probe; run+=(--config.finetune.num_epochs="$PROBE_LONG_EPOCHS") ;;
+    lpft) run[3]="$OUT/cv/lp_fold$k/seed_0/best"; run+=(--config.optimizer.peak_lr="$LPFT_LR") ;;
+    *) echo "unknown cv row $row"; exit 2 ;;
+  esac
+  once "$dir" timed "cv_${row}_fold$k" "${run[@]}"
 }
 
 stages=("$@")
@@ -126,12 +145,7 @@ for stage in "${stages[@]}"; do
     cv)
       # One seed per fold; the recipe of the documented split (no augmentation: rejected there).
       for k in 0 1 2 3 4; do
-        once "$OUT/cv/ft_fold$k" timed "cv_ft_fold$k" finetune "uci_200hz,fold$k" \
-          "$OUT/cv/ft_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1
-        once "$OUT/cv/lp_fold$k" timed "cv_lp_fold$k" probe "uci_200hz,fold$k" \
-          "$OUT/cv/lp_fold$k" "$PRE/checkpoints" time --config.finetune.seeds=1
-        once "$OUT/cv/scratch_fold$k" timed "cv_scratch_fold$k" finetune "uci_200hz,fold$k" \
-          "$OUT/cv/scratch_fold$k" "" time --config.finetune.seeds=1
+        for row in $CV_ROWS; do cv_run "$row" "$k"; done
       done ;;
     baselines)
       for task in uci_200hz uci_200hz_pooled uci_200hz,fold0 uci_200hz,fold1 uci_200hz,fold2 \

@@ -26,6 +26,8 @@ from scipy import stats
 
 NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "lp": "cross-corpus pretrained, linear probe",
+                "lp_long": "cross-corpus pretrained, linear probe, longer",
+                "lpft": "cross-corpus pretrained, LP-FT (full fine-tuning from the probe)",
                 "uci_ft": "UCI-only pretrained (the fold's training subjects), full fine-tuning",
                 "scratch": "scratch (same budget)",
                 "ft_aug": "cross-corpus pretrained, full fine-tuning, augmented",

@@ -18,10 +18,10 @@ from tinymyo_jax import checkpointing, input_pipeline, multihost, tasks
 from tinymyo_jax.models.tinymyo import create_model
 
 
-# Test evaluation is host-local: the window tasks' processes each predict every N-th test
-# record and gather the predictions (`window_outputs`), the speech tasks' each read the whole
-# split (`WHOLE_SPLIT`: one process's view); all compute the same metrics, process 0 writes.
-WHOLE_SPLIT = (0, 1)
+# Test evaluation is host-local: with N processes each predicts a share of the test split (the
+# window tasks every N-th record, `window_outputs`; the speech tasks their rows of each global
+# batch) and gathers the predictions; all compute the same metrics, process 0 writes files.
+WHOLE_SPLIT = (0, 1)  # one process's view of a pipeline: every record
 
 
 def evaluate_checkpoint(config, ckpt_dir: str, out_dir: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -66,12 +67,12 @@ def check_same_config(config) -> None:
 
 def gather_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
   """Every process's rows of each array, process 0's first, on every process; the arrays
-  themselves with one process. Processes may hold different numbers of rows (not zero)."""
+  themselves with one process. Processes may hold different numbers of rows, zero included."""
   if jax.process_count() == 1:
     return arrays
   from jax.experimental import multihost_utils
   counts = np.asarray(multihost_utils.process_allgather(np.int32(len(arrays[0])))).reshape(-1)
-  most = int(counts.max())
+  most = max(int(counts.max()), 1)
   out = []
   for a in arrays:
     padded = np.zeros((most, *a.shape[1:]), a.dtype)
@@ -79,6 +80,25 @@ def gather_rows(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     every = np.asarray(multihost_utils.process_allgather(padded))  # [processes, most, ...]
     out.append(np.concatenate([every[p, :n] for p, n in enumerate(counts)]))
   return tuple(out)
+
+
+def gather_ragged(items: Sequence[np.ndarray], row_shape: tuple[int, ...] = (),
+                  dtype=np.float32) -> list[np.ndarray]:
+  """Every process's arrays, process 0's first, on every process. Each array is [n_i,
+  *row_shape] of `dtype` (the same on every process, so that a process with none still sends
+  the right shape); with `gather_rows` under the hood."""
+  lengths = np.array([len(a) for a in items], np.int64)
+  rows = np.concatenate([np.asarray(a, dtype).reshape(-1, *row_shape) for a in items]
+                        or [np.zeros((0, *row_shape), dtype)])
+  lengths, = gather_rows(lengths)
+  rows, = gather_rows(rows)
+  return np.split(rows, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def gather_texts(texts: Sequence[str]) -> list[str]:
+  """Every process's strings, process 0's first, on every process (sent as UTF-8 bytes)."""
+  encoded = [np.frombuffer(t.encode(), np.uint8) for t in texts]
+  return [bytes(b).decode() for b in gather_ragged(encoded, dtype=np.uint8)]
 
 
 COMPILE_BARRIER_TIMEOUT_S = 900

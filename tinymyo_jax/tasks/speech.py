@@ -31,7 +31,7 @@ import optax
 import tqdm
 from flax import nnx
 
-from tinymyo_jax import atomic_io, evaluate, input_pipeline, metrics, speech_pipeline
+from tinymyo_jax import atomic_io, input_pipeline, metrics, multihost, speech_pipeline
 from tinymyo_jax import speech_units as units
 from tinymyo_jax.models import factory, speech
 from tinymyo_jax.tasks import core
@@ -134,6 +134,10 @@ def _forward_fn(model):
 def evaluate_test(config, state, model_cfg, meta, out_dir: str, *, task: str) -> dict[str, Any]:
   """Evaluates a loaded speech checkpoint (`checkpointing.load_params` output) on the test split.
 
+  With N processes each runs the model on its rows of every global batch (the training
+  pipeline's sharding) and decodes them; the results are gathered in split order, so every
+  process computes the whole split's metrics, as one process would.
+
   Raises:
     ValueError: the checkpoint's model is not a speech model of the config's task.
   """
@@ -143,33 +147,51 @@ def evaluate_test(config, state, model_cfg, meta, out_dir: str, *, task: str) ->
                      f"needs a speech {task!r} model")
   forward = _forward_fn(factory.create(model_cfg, state=state))
   source = input_pipeline.config_sources(config)
+  process = (jax.process_index(), jax.process_count())
   batches = speech_pipeline.make_dataset(
       source, config.data.test_split, data_dir=config.data.data_dir,
       batch_size=config.batch_size, seed=0, train=False, task=task,
       normalization=config.data.normalization, stats=meta.get("input_stats"),
       bucket=config.data.get("bucket", speech_pipeline.DEFAULT_BUCKET), with_reference=True,
-      process=evaluate.WHOLE_SPLIT)
+      process=process)
   os.makedirs(out_dir, exist_ok=True)
   if task == "recognition":
-    return _recognition(forward, batches, config.finetune.get("beam_width", 8), out_dir)
+    return _recognition(forward, batches, config.finetune.get("beam_width", 8), out_dir, process)
   grid = speech_pipeline.mfcc_grid(input_pipeline.source_metadata(source[0],
                                                                   config.data.data_dir))
-  return _synthesis(forward, batches, grid, out_dir)
+  return _synthesis(forward, batches, grid, out_dir, process)
 
 
 def _real_rows(batch):
   return np.flatnonzero(batch["emg_len"] > 0)
 
 
-def _recognition(forward, batches, beam_width: int, out_dir: str) -> dict[str, Any]:
-  refs, greedy, beam = [], [], []
-  for batch in tqdm.tqdm(batches, desc="test (decoding)", unit="batch", leave=False):
+def _split_order(positions: list[int]) -> np.ndarray:
+  """The order that sorts every process's gathered rows by their place in the test split."""
+  gathered, = multihost.gather_rows(np.asarray(positions, np.int64))
+  return np.argsort(gathered, kind="stable")
+
+
+def _positions(batch_index: int, rows: np.ndarray, batch_size: int, process) -> list[int]:
+  """Places in the split of `rows` of this process's share of global batch `batch_index`."""
+  index, count = process
+  return [(batch_index * count + index) * batch_size + int(r) for r in rows]
+
+
+def _recognition(forward, batches, beam_width: int, out_dir: str, process) -> dict[str, Any]:
+  positions, refs, greedy, beam = [], [], [], []
+  for b, batch in enumerate(tqdm.tqdm(batches, desc="test (decoding)", unit="batch",
+                                      leave=False)):
     rows = _real_rows(batch)
     logits = forward(batch["emg"], batch["emg_len"])[rows]
     lengths = batch["emg_len"][rows]
+    positions += _positions(b, rows, len(batch["emg_len"]), process)
     refs += list(batch["transcript"][rows])
     greedy += transcribe(logits, lengths)
     beam += transcribe(logits, lengths, beam=beam_width)
+  order = _split_order(positions)
+  refs, greedy, beam = ([texts[i] for i in order] for texts in (
+      multihost.gather_texts(refs), multihost.gather_texts(greedy), multihost.gather_texts(beam)))
   rates_greedy = metrics.error_rates(refs, greedy)
   rates_beam = metrics.error_rates(refs, beam)
   path = os.path.join(out_dir, "transcripts.tsv")
@@ -182,28 +204,35 @@ def _recognition(forward, batches, beam_width: int, out_dir: str) -> dict[str, A
           "predictions": path, "num_examples": len(refs)}
 
 
-def _synthesis(forward, batches, grid, out_dir: str) -> dict[str, Any]:
-  final = os.path.join(out_dir, "mfcc_pred")
+def _synthesis(forward, batches, grid, out_dir: str, process) -> dict[str, Any]:
+  positions, preds, targets, corpus_preds, refs = [], [], [], [], []
+  num_mfcc = None
+  for b, batch in enumerate(tqdm.tqdm(batches, desc="test (MFCC)", unit="batch", leave=False)):
+    rows = _real_rows(batch)
+    num_mfcc = batch["mfcc"].shape[-1]
+    out = forward(batch["emg"], batch["emg_len"])
+    positions += _positions(b, rows, len(batch["emg_len"]), process)
+    for i in rows:
+      frames = units.output_length(int(batch["emg_len"][i]))
+      preds.append(out[i, :frames])
+      targets.append(batch["mfcc"][i, :frames])
+      refs.append(batch["mfcc_ref"][i])
+      corpus_preds.append(speech_pipeline.to_corpus_frames(preds[-1], len(refs[-1]), grid))
+  order = _split_order(positions)
+  preds, targets, corpus_preds, refs = ([arrays[i] for i in order] for arrays in (
+      multihost.gather_ragged(a, (num_mfcc,)) for a in (preds, targets, corpus_preds, refs)))
   sq_err = count = sq_err_model = count_model = 0.0
-  index = 0
+  final = os.path.join(out_dir, "mfcc_pred")
   with atomic_io.atomic_dir(final) as scratch:
-    for batch in tqdm.tqdm(batches, desc="test (MFCC)", unit="batch", leave=False):
-      rows = _real_rows(batch)
-      out = forward(batch["emg"], batch["emg_len"])
-      for i in rows:
-        frames = units.output_length(int(batch["emg_len"][i]))
-        pred = out[i, :frames]
-        sq_err_model += float(np.sum((pred - batch["mfcc"][i, :frames]) ** 2))
-        count_model += pred.size
-        ref = batch["mfcc_ref"][i]
-        corpus = speech_pipeline.to_corpus_frames(pred, len(ref), grid)
-        sq_err += float(np.sum((corpus - ref) ** 2))
-        count += ref.size
-        np.save(os.path.join(scratch, f"{index:05d}.npy"), corpus)
-        index += 1
+    for index, (pred, target, corpus, ref) in enumerate(zip(preds, targets, corpus_preds, refs)):
+      sq_err_model += float(np.sum((pred - target) ** 2))
+      count_model += pred.size
+      sq_err += float(np.sum((corpus - ref) ** 2))
+      count += ref.size
+      np.save(os.path.join(scratch, f"{index:05d}.npy"), corpus)
   scalars = {"mfcc_mse": sq_err / count, "mfcc_mse_model_grid": sq_err_model / count_model}
   return {"scalars": scalars, "details": dict(scalars), "predictions": final,
-          "num_examples": index}
+          "num_examples": len(refs)}
 
 
 # ----------------------------------------------------------------------------- the two task types
