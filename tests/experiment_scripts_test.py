@@ -18,16 +18,19 @@ def test_script_parses(script):
   subprocess.run(["bash", "-n", os.path.join(REPO, "experiments", script)], check=True)
 
 
-@pytest.mark.parametrize("script,stage,workdirs", [
-    ("uci_results.sh", "subject", ["ft_subject_pretrained", "ft_subject_scratch"]),
-    ("uci_results.sh", "probe", ["lp_subject_pretrained", "lp_subject_scratch"]),
-    ("cross_corpus.sh", "uci", ["ft_uci_200hz", "lp_uci_200hz"]),
+@pytest.mark.parametrize("script,stage,workdirs,extra_env", [
+    ("uci_results.sh", "subject", ["ft_subject_pretrained", "ft_subject_scratch"], {}),
+    ("uci_results.sh", "probe", ["lp_subject_pretrained", "lp_subject_scratch"], {}),
+    ("cross_corpus.sh", "uci", ["ft_uci_200hz", "lp_uci_200hz"], {}),
+    ("cross_corpus.sh", "cv", [f"cv/{row}_fold{k}" for k in range(5) for row in ("lp", "lpft")],
+     {"CV_ROWS": "lp lpft"}),
 ])
-def test_finished_runs_are_not_redone(tmp_path, script, stage, workdirs):
+def test_finished_runs_are_not_redone(tmp_path, script, stage, workdirs, extra_env):
   for name in workdirs:
-    (tmp_path / name).mkdir()
+    (tmp_path / name).mkdir(parents=True)
     (tmp_path / name / "summary.json").write_text("{}")
-  env = {**os.environ, "PY": sys.executable, "OUT": str(tmp_path), "DATA": str(tmp_path)}
+  env = {**os.environ, "PY": sys.executable, "OUT": str(tmp_path), "DATA": str(tmp_path),
+         **extra_env}
   out = subprocess.run(["bash", os.path.join(REPO, "experiments", script), stage], env=env,
                        capture_output=True, text=True, check=True, timeout=120).stdout
   assert out.count("done already:") == len(workdirs), out
