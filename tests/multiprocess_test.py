@@ -26,8 +26,8 @@ RUN = ["--config.total_steps=4", "--config.batch_size=16", "--config.checkpoint_
        "--config.mesh.fsdp=4"]
 # Same compiler settings in every run (compiles are slow on a busy 2-core box).
 FAST = {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
-# Three runs compiling at once take minutes on 2 cores (22 min on a loaded box): outside
-# `make test` unless asked for (`make test-multiprocess`).
+# The relaunches (six runs compiling, minutes on 2 cores, 22 min on a loaded box) are outside
+# `make test` unless asked for (`make test-multiprocess`); the first three runs are inside it.
 opt_in = pytest.mark.skipif(
     os.environ.get("TINYMYO_MULTIPROCESS_TESTS", "") in ("", "0"),
     reason="end-to-end multi-process training: set TINYMYO_MULTIPROCESS_TESTS=1 "
@@ -93,10 +93,10 @@ def losses(workdir) -> dict[int, float]:
           if "train/loss" in r}
 
 
-@opt_in
-@pytest.mark.integration
-@pytest.mark.slow
-def test_two_processes_train_resume_and_restore_like_one(tmp_path):
+def train_as_two_and_as_one(tmp_path):
+  """The smoke pretraining as 2 processes x 4 devices and as 1 x 8, side by side; checks that
+  the curves agree, that process 0 alone logs, and that one process restores the 2-process
+  checkpoint. Returns the 2-process workdir and the reference losses."""
   one = launch_one(tmp_path / "one")
   two = tmp_path / "two"
   procs = launch(2, two)  # at the same time as the reference run: compiles are slow here
@@ -120,6 +120,21 @@ def test_two_processes_train_resume_and_restore_like_one(tmp_path):
   assert meta["step"] == 4
   for a, b in zip(*(jax_leaves(p) for p in (params, ref_params))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  return two, reference
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_processes_train_like_one(tmp_path):
+  """In `make test`: three runs at once, no relaunch (the resumes are the opt-in test below)."""
+  train_as_two_and_as_one(tmp_path)
+
+
+@opt_in
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_processes_train_resume_and_restore_like_one(tmp_path):
+  two, reference = train_as_two_and_as_one(tmp_path)
 
   # 2 -> 2: drop the last checkpoint (as if killed after step 2); the re-launch resumes there.
   shutil.rmtree(two / "checkpoints" / "4")
