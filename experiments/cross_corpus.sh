@@ -5,7 +5,8 @@
 #   build       every Myo corpus (`all` + labeled configs) and UCI hz200 / hz200_all into $DATA
 #   pretrain    configs/pretrain.py:myo for $PRE_STEPS steps into $OUT/pretrain_myo, masked
 #               patches reconstructed as $PRE_TARGET (signal, or spectrum: use another $OUT)
-#   uci         UCI $TASK: full fine-tuning and linear probe from pretrain_myo
+#   uci         UCI $TASK, the rows of $UCI_ROWS (default "ft lp"; the rows of `cv` below; lpft and
+#               lpft_aug need SEEDS=1) from pretrain_myo
 #   uci_aug     UCI $TASK with armband-rotation + amplitude + time-shift augmentation ($AUG):
 #               from pretrain_myo and from scratch (the same budget)
 #   pretrain_heldout  configs/pretrain.py:myo_heldout (no Myo-task test window) into
@@ -20,7 +21,8 @@
 #   cv          grouped 5-fold cross-validation over the UCI subjects, one seed per fold, the
 #               rows of $CV_ROWS: ft (pretrained full fine-tuning), lp (linear probe), scratch
 #               (the same budget), lp_long (a probe of $PROBE_LONG_EPOCHS epochs), lpft (full
-#               fine-tuning from the fold's lp probe at peak LR $LPFT_LR)
+#               fine-tuning from the fold's lp probe at peak LR $LPFT_LR), lpft_aug (lpft with
+#               the augmentation validation chose, $AUG_CHOSEN)
 #   cv_aug      the same folds with $AUG: pretrained full fine-tuning and scratch
 #   baselines   LDA and random forest on the windows and splits of every task above
 # Every stage appends "<name> <seconds>" to $OUT/times.txt; a stage whose summary.json exists is
@@ -42,6 +44,7 @@ TASK="uci_200hz${SPLIT:+,$SPLIT}"
 [ "$SPLIT" != pooled ] || TASK=uci_200hz_pooled   # subjects pooled, split by repetition
 AUG=${AUG:-"--config.data.augment.rotate=1 --config.data.augment.scale=0.2 --config.data.augment.jitter=20"}
 AUG_CHOSEN=${AUG_CHOSEN:-jitter=20}   # uci_aug_each: best validation loss of the three, seed 42
+UCI_ROWS=${UCI_ROWS:-"ft lp"}
 CV_ROWS=${CV_ROWS:-"ft lp scratch"}
 PROBE_LONG_EPOCHS=${PROBE_LONG_EPOCHS:-30}
 LPFT_LR=${LPFT_LR:-1e-4}             # a fifth of the recipe's: move the probed features little
@@ -59,18 +62,21 @@ build() {  # $1 = corpus, $2 = manual dir, then configs
   done
 }
 
-cv_run() {  # $1 = row of $CV_ROWS, $2 = fold
-  local row=$1 k=$2 task="uci_200hz,fold$2" dir="$OUT/cv/$1_fold$2"
-  local run=(finetune "$task" "$dir" "$PRE/checkpoints" time --config.finetune.seeds=1)
+run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft rows start there)
+  local row=$1 task=$2 dir=$3 lp=$4
+  local run=(finetune "$task" "$dir" "$PRE/checkpoints" time)
   case $row in
     ft) ;;
     lp) run[0]=probe ;;
     scratch) run[3]="" ;;
     lp_long) run[0]=probe; run+=(--config.finetune.num_epochs="$PROBE_LONG_EPOCHS") ;;
-    lpft) run[3]="$OUT/cv/lp_fold$k/seed_0/best"; run+=(--config.optimizer.peak_lr="$LPFT_LR") ;;
-    *) echo "unknown cv row $row"; exit 2 ;;
+    lpft|lpft_aug)
+      [ "$SEEDS" = 1 ] || { echo "the $row row starts from one probe: it needs SEEDS=1 (got $SEEDS)"; exit 2; }
+      run[3]="$lp/seed_0/best"; run+=(--config.optimizer.peak_lr="$LPFT_LR")
+      [ $row = lpft ] || run+=(--config.data.augment."$AUG_CHOSEN") ;;
+    *) echo "unknown row $row (rows: ft lp scratch lp_long lpft lpft_aug)"; exit 2 ;;
   esac
-  once "$dir" timed "cv_${row}_fold$k" "${run[@]}"
+  once "$dir" timed "${dir#"$OUT"/}" "${run[@]}"
 }
 
 stages=("$@")
@@ -108,8 +114,7 @@ for stage in "${stages[@]}"; do
           "$OUT/myo_tasks/scratch_$task" "" time "${extra[@]}"
       done ;;
     uci)
-      once "$OUT/ft_$TASK" timed "ft_$TASK" finetune "$TASK" "$OUT/ft_$TASK" "$PRE/checkpoints" time
-      once "$OUT/lp_$TASK" timed "lp_$TASK" probe "$TASK" "$OUT/lp_$TASK" "$PRE/checkpoints" time ;;
+      for row in $UCI_ROWS; do run_row "$row" "$TASK" "$OUT/${row}_$TASK" "$OUT/lp_$TASK"; done ;;
     uci_aug)
       # shellcheck disable=SC2086  # $AUG is a list of flags
       once "$OUT/ft_aug_$TASK" timed "ft_aug_$TASK" finetune "$TASK" "$OUT/ft_aug_$TASK" \
@@ -145,7 +150,9 @@ for stage in "${stages[@]}"; do
     cv)
       # One seed per fold; the recipe of the documented split (no augmentation: rejected there).
       for k in 0 1 2 3 4; do
-        for row in $CV_ROWS; do cv_run "$row" "$k"; done
+        for row in $CV_ROWS; do
+          SEEDS=1 run_row "$row" "uci_200hz,fold$k" "$OUT/cv/${row}_fold$k" "$OUT/cv/lp_fold$k"
+        done
       done ;;
     baselines)
       for task in uci_200hz uci_200hz_pooled uci_200hz,fold0 uci_200hz,fold1 uci_200hz,fold2 \

@@ -24,6 +24,8 @@ def test_script_parses(script):
     ("cross_corpus.sh", "uci", ["ft_uci_200hz", "lp_uci_200hz"], {}),
     ("cross_corpus.sh", "cv", [f"cv/{row}_fold{k}" for k in range(5) for row in ("lp", "lpft")],
      {"CV_ROWS": "lp lpft"}),
+    ("cross_corpus.sh", "uci", [f"{row}_uci_200hz_pooled" for row in ("lp", "lpft", "lpft_aug")],
+     {"UCI_ROWS": "lp lpft lpft_aug", "SPLIT": "pooled", "SEEDS": "1"}),
 ])
 def test_finished_runs_are_not_redone(tmp_path, script, stage, workdirs, extra_env):
   for name in workdirs:
@@ -35,3 +37,13 @@ def test_finished_runs_are_not_redone(tmp_path, script, stage, workdirs, extra_e
                        capture_output=True, text=True, check=True, timeout=120).stdout
   assert out.count("done already:") == len(workdirs), out
   assert not (tmp_path / "times.txt").exists()  # nothing ran, so nothing was timed
+
+
+def test_lpft_rows_refuse_several_seeds(tmp_path):
+  """LP-FT starts from one probe's params: with SEEDS=3 the script says so instead of running."""
+  env = {**os.environ, "PY": sys.executable, "OUT": str(tmp_path), "DATA": str(tmp_path),
+         "UCI_ROWS": "lpft", "SEEDS": "3"}
+  run = subprocess.run(["bash", os.path.join(REPO, "experiments", "cross_corpus.sh"), "uci"],
+                       env=env, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 2
+  assert "the lpft row starts from one probe: it needs SEEDS=1 (got 3)" in run.stdout
