@@ -8,7 +8,9 @@ markdown tables: test accuracy per fold with the mean +/- std over folds (each f
 subjects once; sample std), and every subject's accuracy with the number of subjects where each
 network row beats the random forest, and each network row paired per subject with scratch and
 with the random forest (mean difference, wins, Wilcoxon signed-rank p). A missing run is shown
-as "-" and left out of the means; a row with no finished run is left out.
+as "-" and left out of the means; a row with no finished run is left out. `--choose lp lpft` adds
+the row a user would get by choosing on validation: in each fold, the candidate whose runs
+reached the lower best validation loss (test never looked at).
 
   python experiments/cv_table.py --runs runs/cross_corpus/cv --baselines runs/cross_corpus/baselines
 """
@@ -32,7 +34,8 @@ NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "uci_ft": "UCI-only pretrained (the fold's training subjects), full fine-tuning",
                 "scratch": "scratch (same budget)",
                 "ft_aug": "cross-corpus pretrained, full fine-tuning, augmented",
-                "scratch_aug": "scratch (same budget), augmented"}
+                "scratch_aug": "scratch (same budget), augmented",
+                "chosen": "chosen per fold on validation loss (--choose)"}
 BASELINE_ROWS = {"lda": "LDA (time-domain features)",
                  "random_forest": "random forest (time-domain features)"}
 
@@ -46,6 +49,13 @@ def network_scores(path: Path) -> tuple[float, dict[str, float]] | None:
                 for s, v in test["accuracy_by_subject"].items()}
   acc = test["accuracy"]
   return (acc["mean"] if isinstance(acc, dict) else acc), by_subject
+
+
+def validation_loss(path: Path) -> float | None:
+  """Mean over seeds of each run's best validation loss in a summary.json, or None."""
+  if not path.exists():
+    return None
+  return float(np.mean([r["best_eval_loss"] for r in json.loads(path.read_text())["runs"]]))
 
 
 def baseline_scores(path: Path, model: str) -> tuple[float, dict[str, float]] | None:
@@ -67,12 +77,24 @@ def first_run(runs: Sequence[Path], name: str) -> Path:
   return next((p for p in paths if p.exists()), paths[0])
 
 
-def collect(runs: Sequence[Path], baselines: Path,
-            columns: list[tuple[str, str]]) -> dict[str, list]:
+def choose_on_validation(runs: Sequence[Path], candidates: Sequence[str],
+                         columns: list[tuple[str, str]]) -> list[str | None]:
+  """Per column, the candidate row with the lowest validation loss (None unless all finished)."""
+  chosen = []
+  for suffix, _ in columns:
+    losses = [validation_loss(first_run(runs, f"{row}_{suffix}")) for row in candidates]
+    chosen.append(None if None in losses else candidates[int(np.argmin(losses))])
+  return chosen
+
+
+def collect(runs: Sequence[Path], baselines: Path, columns: list[tuple[str, str]],
+            chosen: Sequence[str | None] = ()) -> dict[str, list]:
   """{row: [scores of each column or None]} for every baseline row and every network row with
-  at least one finished run."""
+  at least one finished run; `chosen` (a row per column) makes the "chosen" row."""
   rows = {row: [network_scores(first_run(runs, f"{row}_{suffix}")) for suffix, _ in columns]
-          for row in NETWORK_ROWS}
+          for row in NETWORK_ROWS if row != "chosen"}
+  if chosen:
+    rows["chosen"] = [pick and rows[pick][k] for k, pick in enumerate(chosen)]
   rows = {row: scores for row, scores in rows.items() if any(scores)}
   for model in BASELINE_ROWS:
     rows[model] = [baseline_scores(baselines / f"{stem}.json", model) for _, stem in columns]
@@ -149,14 +171,24 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--folds", type=int, default=5)
   parser.add_argument("--task", default="",
                       help="one task instead of folds: <runs>/<row>_TASK, <baselines>/TASK.json")
+  parser.add_argument("--choose", nargs="+", default=[], metavar="ROW",
+                      help="network rows to choose between per fold on validation loss")
   args = parser.parse_args(argv)
   for folder in (*args.runs, args.baselines):
     if not folder.is_dir():
       parser.error(f"no such folder: {folder}")
+  unknown = [row for row in args.choose if row not in NETWORK_ROWS or row == "chosen"]
+  if unknown or len(args.choose) == 1:
+    parser.error(f"--choose needs two or more of {sorted(set(NETWORK_ROWS) - {'chosen'})}, "
+                 f"got {args.choose}")
   columns = [(args.task, args.task)] if args.task else fold_columns(args.folds)
   labels = [args.task] if args.task else [f"fold {k}" for k in range(args.folds)]
-  rows = collect(args.runs, args.baselines, columns)
-  print("\n".join(fold_table(rows, labels) + [""] + subject_table(rows) + [""]
+  chosen = choose_on_validation(args.runs, args.choose, columns) if args.choose else []
+  rows = collect(args.runs, args.baselines, columns, chosen)
+  notes = (["chosen on validation loss: " + ", ".join(
+      f"{label} {pick or '- (a candidate has no run)'}" for label, pick in zip(labels, chosen)),
+      ""] if chosen else [])
+  print("\n".join(fold_table(rows, labels) + [""] + notes + subject_table(rows) + [""]
                   + paired_table(rows)))
   return 0
 

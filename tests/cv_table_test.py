@@ -9,11 +9,12 @@ import pytest
 from experiments import cv_table
 
 
-def write_network(path, acc, by_subject):
+def write_network(path, acc, by_subject, val_losses=(1.0,)):
   path.mkdir(parents=True)
-  (path / "summary.json").write_text(json.dumps({"test": {
-      "accuracy": {"mean": acc, "std": 0.0},
-      "accuracy_by_subject": {s: {"mean": a, "std": 0.0} for s, a in by_subject.items()}}}))
+  by_subject = {s: {"mean": a, "std": 0.0} for s, a in by_subject.items()}
+  (path / "summary.json").write_text(json.dumps({
+      "runs": [{"best_eval_loss": loss} for loss in val_losses],
+      "test": {"accuracy": {"mean": acc, "std": 0.0}, "accuracy_by_subject": by_subject}}))
 
 
 def write_baseline(path, lda, rf):
@@ -60,6 +61,35 @@ def test_rows_come_from_several_run_folders(tmp_path, capsys):
   assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 60.00 | 60.00 |")
   assert rows[cv_table.NETWORK_ROWS["uci_ft"]].endswith("| 70.00 | 70.00 |")
   assert "uci_ft: above the random forest on 1 of 1 subjects" in out
+
+
+def test_choice_on_validation_takes_each_folds_lower_validation_loss(tmp_path, capsys):
+  runs, base = tmp_path / "cv", tmp_path / "baselines"
+  base.mkdir()
+  # fold 0: lp has the lower validation loss (and the lower test accuracy); fold 1: lpft, over
+  # the mean of its two seeds (0.7, 0.9 -> 0.8 < 0.85); fold 2: lpft never ran.
+  write_network(runs / "lp_fold0", 0.5, {"1": 0.5}, val_losses=(0.6,))
+  write_network(runs / "lpft_fold0", 0.9, {"1": 0.9}, val_losses=(0.7,))
+  write_network(runs / "lp_fold1", 0.7, {"2": 0.7}, val_losses=(0.85,))
+  write_network(runs / "lpft_fold1", 0.8, {"2": 0.8}, val_losses=(0.7, 0.9))
+  write_network(runs / "lp_fold2", 0.6, {"3": 0.6}, val_losses=(0.5,))
+  for k in range(3):
+    write_baseline(base / f"uci_200hz_fold{k}.json", {str(k + 1): 0.5}, {str(k + 1): 0.6})
+  assert cv_table.main(["--runs", str(runs), "--baselines", str(base), "--folds", "3",
+                        "--choose", "lp", "lpft"]) == 0
+  out = capsys.readouterr().out
+  assert ("chosen on validation loss: fold 0 lp, fold 1 lpft, fold 2 - (a candidate has no run)"
+          in out)
+  rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
+  assert rows[cv_table.NETWORK_ROWS["chosen"]].endswith(
+      "| 50.00 | 80.00 | - | 65.00 +/- 21.21 (2 folds) |")
+  assert "| chosen | random_forest | 2 |" in out
+
+
+@pytest.mark.parametrize("choose", [["lp"], ["lp", "nope"], ["lp", "chosen"]])
+def test_choice_needs_two_known_rows(tmp_path, choose):
+  with pytest.raises(SystemExit):
+    cv_table.main(["--runs", str(tmp_path), "--baselines", str(tmp_path), "--choose", *choose])
 
 
 def test_missing_folder_is_refused(tmp_path):
