@@ -34,10 +34,11 @@ NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "uci_ft": "UCI-only pretrained (the fold's training subjects), full fine-tuning",
                 "scratch": "scratch (same budget)",
                 "ft_aug": "cross-corpus pretrained, full fine-tuning, augmented",
-                "scratch_aug": "scratch (same budget), augmented",
-                "chosen": "chosen per fold on validation loss (--choose)"}
+                "scratch_aug": "scratch (same budget), augmented"}
+CHOSEN_ROW = {"chosen": "chosen per fold on validation loss (--choose)"}
 BASELINE_ROWS = {"lda": "LDA (time-domain features)",
                  "random_forest": "random forest (time-domain features)"}
+ROW_NAMES = {**NETWORK_ROWS, **CHOSEN_ROW, **BASELINE_ROWS}
 
 
 def network_scores(path: Path) -> tuple[float, dict[str, float]] | None:
@@ -92,7 +93,7 @@ def collect(runs: Sequence[Path], baselines: Path, columns: list[tuple[str, str]
   """{row: [scores of each column or None]} for every baseline row and every network row with
   at least one finished run; `chosen` (a row per column) makes the "chosen" row."""
   rows = {row: [network_scores(first_run(runs, f"{row}_{suffix}")) for suffix, _ in columns]
-          for row in NETWORK_ROWS if row != "chosen"}
+          for row in NETWORK_ROWS}
   if chosen:
     rows["chosen"] = [pick and rows[pick][k] for k, pick in enumerate(chosen)]
   rows = {row: scores for row, scores in rows.items() if any(scores)}
@@ -106,7 +107,6 @@ def pct(x: float | None) -> str:
 
 
 def fold_table(rows: dict[str, list], labels: list[str]) -> list[str]:
-  names = {**NETWORK_ROWS, **BASELINE_ROWS}
   folds = len(labels)
   lines = ["| row | " + " | ".join(labels) + " | mean +/- std |", "|---" * (folds + 2) + "|"]
   for row, scores in rows.items():
@@ -115,7 +115,7 @@ def fold_table(rows: dict[str, list], labels: list[str]) -> list[str]:
     spread = f" +/- {100 * np.std(accs, ddof=1):.2f}" if len(accs) > 1 else ""
     mean = (f"{100 * np.mean(accs):.2f}{spread}"
             + ("" if len(accs) == folds else f" ({len(accs)} folds)")) if accs else "-"
-    lines.append(f"| {names[row]} | " + " | ".join(pct(s and s[0]) for s in scores)
+    lines.append(f"| {ROW_NAMES[row]} | " + " | ".join(pct(s and s[0]) for s in scores)
                  + f" | {mean} |")
   return lines
 
@@ -133,7 +133,7 @@ def subject_table(rows: dict[str, list]) -> list[str]:
   for s in subjects:
     lines.append(f"| {s} | " + " | ".join(pct(by_row[r].get(s)) for r in rows) + " |")
   rf = by_row["random_forest"]
-  for row in NETWORK_ROWS.keys() & by_row.keys():
+  for row in by_row.keys() - BASELINE_ROWS.keys():
     shared = [s for s in by_row[row] if s in rf]
     if shared:
       wins = sum(by_row[row][s] > rf[s] for s in shared)
@@ -150,7 +150,7 @@ def paired_table(rows: dict[str, list], references: Sequence[str] = ("scratch", 
            "|---|---|---:|---:|---:|---:|"]
   for row in by_row:
     for ref in references:
-      if row == ref or row not in NETWORK_ROWS or ref not in by_row:
+      if row == ref or row in BASELINE_ROWS or ref not in by_row:
         continue
       shared = sorted(by_row[row].keys() & by_row[ref].keys(), key=int)
       if not shared:
@@ -177,10 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   for folder in (*args.runs, args.baselines):
     if not folder.is_dir():
       parser.error(f"no such folder: {folder}")
-  unknown = [row for row in args.choose if row not in NETWORK_ROWS or row == "chosen"]
-  if unknown or len(args.choose) == 1:
-    parser.error(f"--choose needs two or more of {sorted(set(NETWORK_ROWS) - {'chosen'})}, "
-                 f"got {args.choose}")
+  if len(args.choose) == 1 or not set(args.choose) <= NETWORK_ROWS.keys():
+    parser.error(f"--choose needs two or more of {sorted(NETWORK_ROWS)}, got {args.choose}")
   columns = [(args.task, args.task)] if args.task else fold_columns(args.folds)
   labels = [args.task] if args.task else [f"fold {k}" for k in range(args.folds)]
   chosen = choose_on_validation(args.runs, args.choose, columns) if args.choose else []

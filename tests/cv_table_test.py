@@ -81,7 +81,7 @@ def test_choice_on_validation_takes_each_folds_lower_validation_loss(tmp_path, c
   assert ("chosen on validation loss: fold 0 lp, fold 1 lpft, fold 2 - (a candidate has no run)"
           in out)
   rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
-  assert rows[cv_table.NETWORK_ROWS["chosen"]].endswith(
+  assert rows[cv_table.CHOSEN_ROW["chosen"]].endswith(
       "| 50.00 | 80.00 | - | 65.00 +/- 21.21 (2 folds) |")
   assert "| chosen | random_forest | 2 |" in out
 
