@@ -69,6 +69,23 @@ def repo_root() -> pathlib.Path:
   return REPO
 
 
+@pytest.fixture
+def spawn():
+  """`spawn(cmd, **popen_kwargs)` starts a background process for this test; whatever is still
+  running when the test ends (an assertion or a timeout included) is killed and reaped."""
+  started: list[subprocess.Popen] = []
+
+  def start(cmd, **kw) -> subprocess.Popen:
+    started.append(subprocess.Popen(cmd, **kw))
+    return started[-1]
+
+  yield start
+  for proc in started:
+    if proc.poll() is None:
+      proc.kill()
+    proc.wait(timeout=60)
+
+
 def run_python(args, *, env_extra=None, timeout=600, check=True, **kw):
   """Runs `python args...` from the repo root in a fresh process; returns CompletedProcess."""
   env = dict(os.environ, PYTHONPATH=str(REPO), **(env_extra or {}))

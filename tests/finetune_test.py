@@ -200,7 +200,7 @@ def uci_dummy(tmp_path_factory):
 
 
 @pytest.mark.integration
-def test_sigkill_mid_epoch_resumes_to_the_same_test_metrics(tmp_path, uci_dummy):
+def test_sigkill_mid_epoch_resumes_to_the_same_test_metrics(tmp_path, uci_dummy, spawn):
   # uci on the dummy build: 32 training windows, 4 steps per epoch, evaluation and checkpoint
   # at every epoch's end, early stopping with patience 2 over at most 8 epochs.
   args = ["-m", "tinymyo_jax.main", "--config=configs/finetune.py:uci,smoke",
@@ -218,8 +218,8 @@ def test_sigkill_mid_epoch_resumes_to_the_same_test_metrics(tmp_path, uci_dummy)
 
   reference = run(tmp_path / "straight")
   workdir = tmp_path / "killed"
-  proc = subprocess.Popen([sys.executable, *args, f"--workdir={workdir}"], cwd=REPO, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = spawn([sys.executable, *args, f"--workdir={workdir}"], cwd=REPO, env=env,
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   seed_dir = workdir / "seed_0"
   deadline = time.time() + 300
 

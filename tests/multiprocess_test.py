@@ -40,7 +40,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def launch(n: int, workdir, *flags, per_process=None):
+def launch(spawn, n: int, workdir, *flags, per_process=None):
   """Starts `n` processes of one run (8 / n CPU devices each); returns the Popen objects."""
   port = free_port()
   env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
@@ -50,8 +50,8 @@ def launch(n: int, workdir, *flags, per_process=None):
     cmd = [sys.executable, *SMOKE, f"--workdir={workdir}", *RUN, *flags,
            "--config.distributed=True", f"--coordinator_address=localhost:{port}",
            f"--num_processes={n}", f"--process_id={i}", *(per_process or {}).get(i, ())]
-    procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
+    procs.append(spawn(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True))
   return procs
 
 
@@ -60,30 +60,28 @@ def wait_all(procs, timeout=1500):
   return [p.returncode for p in procs], outs
 
 
-def launch_one(workdir, *flags):
+def launch_one(spawn, workdir, *flags):
   """The single-process reference: one process with all 8 CPU devices."""
   env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  return subprocess.Popen([sys.executable, *SMOKE, f"--workdir={workdir}", *RUN, *flags],
-                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True)
+  return spawn([sys.executable, *SMOKE, f"--workdir={workdir}", *RUN, *flags],
+               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def launch_run(flags, workdir, n: int):
+def launch_run(spawn, flags, workdir, n: int):
   """The run of `flags` as one process with 2 CPU devices (n=1) or as n processes of 2/n."""
   port = free_port()
   env = dict(os.environ, PYTHONPATH=str(REPO), **FAST,
              XLA_FLAGS=f"--xla_force_host_platform_device_count={2 // n}")
   multi = lambda i: ["--config.distributed=True", f"--coordinator_address=localhost:{port}",
                      f"--num_processes={n}", f"--process_id={i}"]
-  return [subprocess.Popen([sys.executable, *flags, f"--workdir={workdir}",
-                            *(multi(i) if n > 1 else [])], cwd=REPO, env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  return [spawn([sys.executable, *flags, f"--workdir={workdir}", *(multi(i) if n > 1 else [])],
+                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
           for i in range(n)]
 
 
-def run_processes(n: int, workdir, *flags):
-  codes, outs = wait_all(launch(n, workdir, *flags))
+def run_processes(spawn, n: int, workdir, *flags):
+  codes, outs = wait_all(launch(spawn, n, workdir, *flags))
   assert codes == [0] * n, "\n".join(o[-3000:] for o in outs)
   return outs
 
@@ -93,13 +91,13 @@ def losses(workdir) -> dict[int, float]:
           if "train/loss" in r}
 
 
-def train_as_two_and_as_one(tmp_path):
+def train_as_two_and_as_one(tmp_path, spawn):
   """The smoke pretraining as 2 processes x 4 devices and as 1 x 8, side by side; checks that
   the curves agree, that process 0 alone logs, and that one process restores the 2-process
   checkpoint. Returns the 2-process workdir and the reference losses."""
-  one = launch_one(tmp_path / "one")
+  one = launch_one(spawn, tmp_path / "one")
   two = tmp_path / "two"
-  procs = launch(2, two)  # at the same time as the reference run: compiles are slow here
+  procs = launch(spawn, 2, two)  # at the same time as the reference run: compiles are slow here
   codes, outs = wait_all([one, *procs])
   assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
   outs = outs[1:]
@@ -125,21 +123,21 @@ def train_as_two_and_as_one(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_processes_train_like_one(tmp_path):
+def test_two_processes_train_like_one(tmp_path, spawn):
   """In `make test`: three runs at once, no relaunch (the resumes are the opt-in test below)."""
-  train_as_two_and_as_one(tmp_path)
+  train_as_two_and_as_one(tmp_path, spawn)
 
 
 @opt_in
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_processes_train_resume_and_restore_like_one(tmp_path):
-  two, reference = train_as_two_and_as_one(tmp_path)
+def test_two_processes_train_resume_and_restore_like_one(tmp_path, spawn):
+  two, reference = train_as_two_and_as_one(tmp_path, spawn)
 
   # 2 -> 2: drop the last checkpoint (as if killed after step 2); the re-launch resumes there.
   shutil.rmtree(two / "checkpoints" / "4")
   (two / "summary.json").unlink()
-  run_processes(2, two)
+  run_processes(spawn, 2, two)
   rows = [r["step"] for r in reporting.read_metrics(str(two)) if "train/loss" in r]
   assert rows == [1, 2, 3, 4, 3, 4]
   resumed = losses(two)  # the resumed rows overwrite the first run's
@@ -151,10 +149,10 @@ def test_two_processes_train_resume_and_restore_like_one(tmp_path):
     shutil.rmtree(workdir / "checkpoints" / "4")
     (workdir / "summary.json").unlink()
     if n == 1:
-      codes, outs = wait_all([launch_one(workdir)])
+      codes, outs = wait_all([launch_one(spawn, workdir)])
       assert codes == [0], outs[0][-3000:]
     else:
-      run_processes(n, workdir)
+      run_processes(spawn, n, workdir)
     got = losses(workdir)
     np.testing.assert_allclose([got[s] for s in (3, 4)], [reference[s] for s in (3, 4)],
                                rtol=1e-5)
@@ -163,9 +161,10 @@ def test_two_processes_train_resume_and_restore_like_one(tmp_path):
 @opt_in
 @pytest.mark.integration
 @pytest.mark.slow
-def test_four_processes_train_like_one(tmp_path):
+def test_four_processes_train_like_one(tmp_path, spawn):
   """4 processes x 2 devices: the same (2, 4) mesh and global batch as one 8-device process."""
-  codes, outs = wait_all([launch_one(tmp_path / "one"), *launch(4, tmp_path / "four")])
+  codes, outs = wait_all([launch_one(spawn, tmp_path / "one"),
+                          *launch(spawn, 4, tmp_path / "four")])
   assert codes == [0] * 5, "\n".join(o[-3000:] for o in outs)
   reference, got = losses(tmp_path / "one"), losses(tmp_path / "four")
   assert sorted(got) == sorted(reference) == [1, 2, 3, 4]
@@ -182,8 +181,8 @@ def jax_leaves(tree):
 
 
 @pytest.mark.integration
-def test_a_process_with_another_config_is_refused_before_training(tmp_path):
-  procs = launch(2, tmp_path, per_process={1: ["--config.optimizer.peak_lr=0.001"]})
+def test_a_process_with_another_config_is_refused_before_training(tmp_path, spawn):
+  procs = launch(spawn, 2, tmp_path, per_process={1: ["--config.optimizer.peak_lr=0.001"]})
   start = time.time()
   codes, outs = wait_all(procs, timeout=600)
   assert codes[0] != 0 and codes[1] != 0, outs
@@ -198,9 +197,9 @@ def test_a_process_with_another_config_is_refused_before_training(tmp_path):
 @opt_in
 @pytest.mark.integration
 @pytest.mark.slow
-def test_sigkill_of_one_process_stops_the_other_and_relaunch_resumes(tmp_path):
+def test_sigkill_of_one_process_stops_the_other_and_relaunch_resumes(tmp_path, spawn):
   flags = ["--config.total_steps=8", "--heartbeat_timeout_s=20"]
-  procs = launch(2, tmp_path, *flags)
+  procs = launch(spawn, 2, tmp_path, *flags)
   deadline = time.time() + 900
   while not (tmp_path / "checkpoints" / "2").is_dir():
     assert all(p.poll() is None for p in procs) and time.time() < deadline, "no checkpoint"
@@ -213,7 +212,7 @@ def test_sigkill_of_one_process_stops_the_other_and_relaunch_resumes(tmp_path):
   assert waited < 20 + 60, f"process 0 took {waited:.0f} s to stop"
   assert max(losses(tmp_path)) < 8, "the run was not interrupted"
   last = max(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
-  outs = run_processes(2, tmp_path, *flags)
+  outs = run_processes(spawn, 2, tmp_path, *flags)
   assert f"resumed from step {last}" in outs[0]
   assert sorted(losses(tmp_path)) == list(range(1, 9))
 
@@ -221,7 +220,7 @@ def test_sigkill_of_one_process_stops_the_other_and_relaunch_resumes(tmp_path):
 @opt_in
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_processes_fine_tune_speech_like_one(tmp_path):
+def test_two_processes_fine_tune_speech_like_one(tmp_path, spawn):
   """Gaddy recognition on the builder's dummy data: 2 processes x 1 device == 1 process x 2."""
   import tensorflow_datasets as tfds
 
@@ -238,7 +237,8 @@ def test_two_processes_fine_tune_speech_like_one(tmp_path):
            "--config.finetune.warmup_epochs=0", "--config.optimizer.warmup_steps=1",
            "--config.finetune.beam_width=2", "--config.finetune.seeds=1",
            "--config.log_every=1", "--config.mesh.data=2", "--config.mesh.fsdp=1"]
-  one, two = launch_run(flags, tmp_path / "one", 1), launch_run(flags, tmp_path / "two", 2)
+  one = launch_run(spawn, flags, tmp_path / "one", 1)
+  two = launch_run(spawn, flags, tmp_path / "two", 2)
   codes, outs = wait_all([*one, *two], timeout=900)
   assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
   reference, got = losses(tmp_path / "one" / "seed_0"), losses(tmp_path / "two" / "seed_0")
@@ -254,7 +254,7 @@ def test_two_processes_fine_tune_speech_like_one(tmp_path):
 @opt_in
 @pytest.mark.integration
 @pytest.mark.slow
-def test_two_processes_fine_tune_a_classifier_like_one(tmp_path):
+def test_two_processes_fine_tune_a_classifier_like_one(tmp_path, spawn):
   """Synthetic windows from scratch: 2 processes x 1 device == 1 process x 2, test scores too
   (each process predicts every other test window, `evaluate.window_outputs`)."""
   flags = ["-m", "tinymyo_jax.main", "--config=configs/finetune.py:uci",
@@ -263,8 +263,8 @@ def test_two_processes_fine_tune_a_classifier_like_one(tmp_path):
            "--config.finetune.num_epochs=1", "--config.finetune.warmup_epochs=0",
            "--config.optimizer.warmup_steps=1", "--config.finetune.seeds=1",
            "--config.log_every=1", "--config.mesh.data=2", "--config.mesh.fsdp=1"]
-  codes, outs = wait_all([*launch_run(flags, tmp_path / "one", 1),
-                          *launch_run(flags, tmp_path / "two", 2)], timeout=900)
+  codes, outs = wait_all([*launch_run(spawn, flags, tmp_path / "one", 1),
+                          *launch_run(spawn, flags, tmp_path / "two", 2)], timeout=900)
   assert codes == [0, 0, 0], "\n".join(o[-3000:] for o in outs)
   reference, got = losses(tmp_path / "one" / "seed_0"), losses(tmp_path / "two" / "seed_0")
   assert sorted(got) == sorted(reference) and len(got) > 1

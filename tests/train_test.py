@@ -70,7 +70,7 @@ def test_cli_writes_summary_events_and_checkpoints(tmp_path):
 
 
 @pytest.mark.integration
-def test_sigkill_and_restart_reproduces_uninterrupted_losses(tmp_path):
+def test_sigkill_and_restart_reproduces_uninterrupted_losses(tmp_path, spawn):
   args = ["--config.total_steps=60", "--config.checkpoint_every=10", "--config.eval_every=1000"]
   run_python([*SMOKE, f"--workdir={tmp_path / 'straight'}", *args])
   reference = losses_by_step(tmp_path / "straight")
@@ -79,8 +79,7 @@ def test_sigkill_and_restart_reproduces_uninterrupted_losses(tmp_path):
   workdir = tmp_path / "killed"
   cmd = [sys.executable, *SMOKE, f"--workdir={workdir}", *args]
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+  proc = spawn(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while not (workdir / "checkpoints" / "10").is_dir():
     assert proc.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
