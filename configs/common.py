@@ -26,8 +26,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 42
   # model.dtype: float32, bfloat16 (bf16 compute, fp32 params, optimizer state and loss) or auto
   # (bfloat16 on accelerators and on CPUs with native bf16 dots, `tinymyo_jax/cpu_features.py`).
+  # model.num_layers: 0 = the variant's depth; fewer blocks than a pretrained checkpoint keeps
+  # its first ones (fine-tuning or probing a truncated encoder).
   c.model = ml_collections.ConfigDict(dict(
-      variant="tiny", rope_mode="time", dtype="float32", max_channels=16, dropout=0.1,
+      variant="tiny", num_layers=0, rope_mode="time", dtype="float32", max_channels=16, dropout=0.1,
       attn_dropout=0.1, drop_path=0.1, head="reconstruction", num_channels=16, num_outputs=0,
       reduction="concat", target_len=500))
   c.data = ml_collections.ConfigDict(dict(

@@ -22,7 +22,9 @@
 #               rows of $CV_ROWS: ft (pretrained full fine-tuning), lp (linear probe), scratch
 #               (the same budget), lp_long (a probe of $PROBE_LONG_EPOCHS epochs), lpft (full
 #               fine-tuning from the fold's lp probe at peak LR $LPFT_LR), lpft_aug (lpft with
-#               the augmentation validation chose, $AUG_CHOSEN)
+#               the augmentation validation chose, $AUG_CHOSEN), lr (logistic-regression probe
+#               of the lp run's frozen encoder, L2 chosen on validation; --layers $LR_LAYERS),
+#               lpft_lr (lpft from the lr probe's folded head)
 #   cv_aug      the same folds with $AUG: pretrained full fine-tuning and scratch
 #   baselines   LDA and random forest on the windows and splits of every task above
 # Every stage appends "<name> <seconds>" to $OUT/times.txt; a stage whose summary.json exists is
@@ -48,6 +50,7 @@ UCI_ROWS=${UCI_ROWS:-"ft lp"}
 CV_ROWS=${CV_ROWS:-"ft lp scratch"}
 PROBE_LONG_EPOCHS=${PROBE_LONG_EPOCHS:-30}
 LPFT_LR=${LPFT_LR:-1e-4}             # a fifth of the recipe's: move the probed features little
+LR_LAYERS=${LR_LAYERS:-last}         # the lr row: the encoder's output (all: every layer too)
 MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (half an epoch)
 PRE="$OUT/pretrain_myo"
 PRE_HELD="$OUT/pretrain_myo_heldout"
@@ -65,7 +68,10 @@ build() {  # $1 = corpus, $2 = manual dir, then configs
 run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft rows start there)
   local row=$1 task=$2 dir=$3 lp=$4
   local run=(finetune "$task" "$dir" "$PRE/checkpoints" time)
+  local lr=${lp%/lp_*}/lr_${lp##*/lp_}   # the logistic-regression probe beside the lp run
   case $row in
+    lr) run=($PY experiments/layer_probe.py --ckpt "$lp/seed_0/best" --task "$task"
+             --data_dir "$DATA" --workdir "$dir" --layers "$LR_LAYERS") ;;
     ft) ;;
     lp) run[0]=probe ;;
     scratch) run[3]="" ;;
@@ -74,7 +80,10 @@ run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft
       [ "$SEEDS" = 1 ] || { echo "the $row row starts from one probe: it needs SEEDS=1 (got $SEEDS)"; exit 2; }
       run[3]="$lp/seed_0/best"; run+=(--config.optimizer.peak_lr="$LPFT_LR")
       [ $row = lpft ] || run+=(--config.data.augment."$AUG_CHOSEN") ;;
-    *) echo "unknown row $row (rows: ft lp scratch lp_long lpft lpft_aug)"; exit 2 ;;
+    lpft_lr)
+      [ "$SEEDS" = 1 ] || { echo "the $row row starts from one probe: it needs SEEDS=1 (got $SEEDS)"; exit 2; }
+      run[3]="$lr/head"; run+=(--config.optimizer.peak_lr="$LPFT_LR") ;;
+    *) echo "unknown row $row (rows: ft lp scratch lp_long lpft lpft_aug lr lpft_lr)"; exit 2 ;;
   esac
   once "$dir" timed "${dir#"$OUT"/}" "${run[@]}"
 }

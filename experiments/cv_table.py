@@ -31,6 +31,8 @@ NETWORK_ROWS = {"ft": "cross-corpus pretrained, full fine-tuning",
                 "lp_long": "cross-corpus pretrained, linear probe, longer",
                 "lpft": "cross-corpus pretrained, LP-FT (full fine-tuning from the probe)",
                 "lpft_aug": "cross-corpus pretrained, LP-FT, time-shift augmentation",
+                "lr": "cross-corpus pretrained, logistic-regression probe (L2 chosen on val.)",
+                "lpft_lr": "cross-corpus pretrained, LP-FT from the logistic-regression probe",
                 "uci_ft": "UCI-only pretrained (the fold's training subjects), full fine-tuning",
                 "scratch": "scratch (same budget)",
                 "ft_aug": "cross-corpus pretrained, full fine-tuning, augmented",
@@ -53,10 +55,12 @@ def network_scores(path: Path) -> tuple[float, dict[str, float]] | None:
 
 
 def validation_loss(path: Path) -> float | None:
-  """Mean over seeds of each run's best validation loss in a summary.json, or None."""
+  """Mean over seeds of each run's best validation loss in a summary.json, or None (also for
+  a logistic-regression probe, which has no loss comparable to the network runs')."""
   if not path.exists():
     return None
-  return float(np.mean([r["best_eval_loss"] for r in json.loads(path.read_text())["runs"]]))
+  runs = json.loads(path.read_text()).get("runs")
+  return float(np.mean([r["best_eval_loss"] for r in runs])) if runs else None
 
 
 def baseline_scores(path: Path, model: str) -> tuple[float, dict[str, float]] | None:
@@ -184,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   chosen = choose_on_validation(args.runs, args.choose, columns) if args.choose else []
   rows = collect(args.runs, args.baselines, columns, chosen)
   notes = (["chosen on validation loss: " + ", ".join(
-      f"{label} {pick or '- (a candidate has no run)'}" for label, pick in zip(labels, chosen)),
+      f"{label} {pick or '- (a candidate has no validation loss)'}"
+      for label, pick in zip(labels, chosen)),
       ""] if chosen else [])
   print("\n".join(fold_table(rows, labels) + [""] + notes + subject_table(rows) + [""]
                   + paired_table(rows)))

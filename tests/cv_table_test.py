@@ -78,8 +78,8 @@ def test_choice_on_validation_takes_each_folds_lower_validation_loss(tmp_path, c
   assert cv_table.main(["--runs", str(runs), "--baselines", str(base), "--folds", "3",
                         "--choose", "lp", "lpft"]) == 0
   out = capsys.readouterr().out
-  assert ("chosen on validation loss: fold 0 lp, fold 1 lpft, fold 2 - (a candidate has no run)"
-          in out)
+  assert ("chosen on validation loss: fold 0 lp, fold 1 lpft, fold 2 - (a candidate has no "
+          "validation loss)" in out)
   rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
   assert rows[cv_table.CHOSEN_ROW["chosen"]].endswith(
       "| 50.00 | 80.00 | - | 65.00 +/- 21.21 (2 folds) |")
@@ -111,3 +111,19 @@ def test_one_task_without_folds(tmp_path, capsys):
   assert rows[cv_table.NETWORK_ROWS["ft"]].endswith("| 80.00 | 80.00 |")
   assert rows["51"] == "| 51 | 70.00 | 70.00 | 60.00 | 80.00 |"
   assert "ft: above the random forest on 1 of 2 subjects" in out
+
+
+def test_logistic_regression_probe_rows_are_read_but_never_chosen_on_loss(tmp_path, capsys):
+  runs, base = tmp_path / "cv", tmp_path / "baselines"
+  base.mkdir()
+  (runs / "lr_fold0").mkdir(parents=True)  # experiments/layer_probe.py: no network loss
+  (runs / "lr_fold0" / "summary.json").write_text(json.dumps(
+      {"test": {"accuracy": 0.75, "accuracy_by_subject": {"1": 0.75}}}))
+  write_network(runs / "lp_fold0", 0.5, {"1": 0.5}, val_losses=(0.6,))
+  write_baseline(base / "uci_200hz_fold0.json", {"1": 0.5}, {"1": 0.6})
+  assert cv_table.main(["--runs", str(runs), "--baselines", str(base), "--folds", "1",
+                        "--choose", "lp", "lr"]) == 0
+  out = capsys.readouterr().out
+  assert "chosen on validation loss: fold 0 - (a candidate has no validation loss)" in out
+  rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if " | " in line}
+  assert rows[cv_table.NETWORK_ROWS["lr"]].endswith("| 75.00 | 75.00 |")

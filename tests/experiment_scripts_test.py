@@ -22,8 +22,9 @@ def test_script_parses(script):
     ("uci_results.sh", "subject", ["ft_subject_pretrained", "ft_subject_scratch"], {}),
     ("uci_results.sh", "probe", ["lp_subject_pretrained", "lp_subject_scratch"], {}),
     ("cross_corpus.sh", "uci", ["ft_uci_200hz", "lp_uci_200hz"], {}),
-    ("cross_corpus.sh", "cv", [f"cv/{row}_fold{k}" for k in range(5) for row in ("lp", "lpft")],
-     {"CV_ROWS": "lp lpft"}),
+    ("cross_corpus.sh", "cv", [f"cv/{row}_fold{k}" for k in range(5)
+                               for row in ("lp", "lpft", "lr", "lpft_lr")],
+     {"CV_ROWS": "lp lpft lr lpft_lr"}),
     ("cross_corpus.sh", "uci", [f"{row}_uci_200hz_pooled" for row in ("lp", "lpft", "lpft_aug")],
      {"UCI_ROWS": "lp lpft lpft_aug", "SPLIT": "pooled", "SEEDS": "1"}),
 ])

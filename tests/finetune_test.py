@@ -77,6 +77,23 @@ def test_frozen_backbone_trains_only_the_head(tmp_path, pretrained):
   np.testing.assert_array_equal(tuned["norm"]["scale"], pre["norm"]["scale"])
 
 
+def test_fewer_layers_than_the_checkpoint_keep_its_first_blocks(tmp_path, pretrained, capsys):
+  summary = finetune.run(tiny_task(init_from=pretrained, **{"finetune.freeze_backbone": True,
+                                                            "model.num_layers": 1}),
+                         str(tmp_path))
+  assert "keeping the first 1 of its 2 blocks" in capsys.readouterr().out
+  pre, _, _ = checkpointing.load_params(pretrained)
+  tuned, cfg, _ = checkpointing.load_params(summary["runs"][0]["best_dir"])
+  assert cfg.num_layers == 1 and sorted(tuned["blocks"]) == ["0"]
+  np.testing.assert_array_equal(tuned["blocks"]["0"]["mlp"]["fc1"]["kernel"],
+                                pre["blocks"]["0"]["mlp"]["fc1"]["kernel"])
+  # The blocks the run keeps count for layer decay: block 0 sits right under the top.
+  scales = tasks.core.finetune_lr_scale_fn(tiny_task(**{"model.num_layers": 1}))(tuned)
+  assert scales["blocks"]["0"]["mlp"]["fc1"]["kernel"] == pytest.approx(0.9)
+  with pytest.raises(ValueError, match=r"'num_layers': \(2, 3\)"):  # deeper: no truncation
+    finetune.run(tiny_task(init_from=pretrained, **{"model.num_layers": 3}), str(tmp_path / "x"))
+
+
 def test_frozen_encoder_forward_has_no_encoder_gradient():
   from flax import nnx
   from tinymyo_jax.models.tinymyo import create_model

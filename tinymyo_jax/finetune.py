@@ -43,7 +43,9 @@ def pretrained_encoder(path: str, model_cfg):
   For TinyMyo tasks every entry but the head is taken, and the head too when the checkpoint's
   agrees on `HEAD_FIELDS`; for speech tasks (a `SpeechConfig`) the Transformer `blocks` and
   final `norm`, by name (as `speech.load_encoder_params` does).
-  Raises ValueError naming every architecture field that differs from the task's model.
+  A task model with fewer blocks than the checkpoint takes its first `num_layers` blocks (a
+  truncated encoder). Raises ValueError naming every other architecture field that differs
+  from the task's model.
   """
   from tinymyo_jax.models.speech import SpeechConfig
   params, ckpt_cfg, _ = checkpointing.load_params(path)
@@ -56,10 +58,17 @@ def pretrained_encoder(path: str, model_cfg):
     fields = tuple(f for f in ARCH_FIELDS if f != "patch_size")
   diffs = {f: (getattr(ckpt_cfg, f), getattr(model_cfg, f)) for f in fields
            if getattr(ckpt_cfg, f) != getattr(model_cfg, f)}
+  truncated = diffs.get("num_layers", (0, 0))[0] > model_cfg.num_layers
+  if truncated:
+    del diffs["num_layers"]
+    params = {**params, "blocks": {k: v for k, v in params["blocks"].items()
+                                   if int(k) < model_cfg.num_layers}}
+    print(f"checkpoint {path}: keeping the first {model_cfg.num_layers} of its "
+          f"{ckpt_cfg.num_layers} blocks")
   if diffs:
     raise ValueError(f"backbone of checkpoint {path} does not match the task's model "
                      f"(field: checkpoint vs task): {diffs}")
-  same_head = not (speech_model or isinstance(ckpt_cfg, SpeechConfig)) and all(
+  same_head = not (truncated or speech_model or isinstance(ckpt_cfg, SpeechConfig)) and all(
       getattr(ckpt_cfg, f) == getattr(model_cfg, f) for f in HEAD_FIELDS)
   wanted = (("blocks", "norm") if speech_model
             else tuple(k for k in params if k != "head" or same_head))

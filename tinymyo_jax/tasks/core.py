@@ -52,11 +52,16 @@ def compute_dtype(config) -> str:
   return cpu_features.resolve_dtype(config.model.dtype, jax.default_backend())
 
 
+def num_layers(config) -> int:
+  """Transformer blocks of the run's model: `config.model.num_layers`, or its variant's (0)."""
+  return config.model.get("num_layers") or VARIANTS[config.model.variant]["num_layers"]
+
+
 def window_model_config(config):
   """The TinyMyo config of a window task: `config.model`'s variant, head and sizes."""
   m = config.model
   return decode_variant(
-      m.variant, rope_mode=m.rope_mode, dtype=compute_dtype(config), max_channels=m.max_channels,
+      m.variant, num_layers=num_layers(config), rope_mode=m.rope_mode, dtype=compute_dtype(config), max_channels=m.max_channels,
       dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
       head=m.get("head", "reconstruction"), num_channels=m.get("num_channels", 16),
       num_outputs=m.get("num_outputs", 0), reduction=m.get("reduction", "concat"),
@@ -123,5 +128,5 @@ def finetune_lr_scale_fn(config):
   f = config.finetune
   if f.layer_decay == 1.0 and not f.freeze_backbone:
     return None
-  return functools.partial(lr_scales, num_layers=VARIANTS[config.model.variant]["num_layers"],
+  return functools.partial(lr_scales, num_layers=num_layers(config),
                            decay=f.layer_decay, freeze_backbone=f.freeze_backbone)

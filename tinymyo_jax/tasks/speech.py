@@ -241,7 +241,7 @@ def _synthesis(forward, batches, grid, out_dir: str, process) -> dict[str, Any]:
 def _model_config(config, *, task: str):
   m = config.model
   return speech.SpeechConfig.from_variant(
-      m.variant, task, rope_mode=m.rope_mode, dtype=core.compute_dtype(config), dropout=m.dropout,
+      m.variant, task, num_layers=core.num_layers(config), rope_mode=m.rope_mode, dtype=core.compute_dtype(config), dropout=m.dropout,
       attn_dropout=m.attn_dropout, drop_path=m.drop_path, num_emg_channels=m.num_channels)
 
 
