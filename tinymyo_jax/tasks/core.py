@@ -61,7 +61,8 @@ def window_model_config(config):
   """The TinyMyo config of a window task: `config.model`'s variant, head and sizes."""
   m = config.model
   return decode_variant(
-      m.variant, num_layers=num_layers(config), rope_mode=m.rope_mode, dtype=compute_dtype(config), max_channels=m.max_channels,
+      m.variant, num_layers=num_layers(config), rope_mode=m.rope_mode,
+      dtype=compute_dtype(config), max_channels=m.max_channels,
       dropout=m.dropout, attn_dropout=m.attn_dropout, drop_path=m.drop_path,
       head=m.get("head", "reconstruction"), num_channels=m.get("num_channels", 16),
       num_outputs=m.get("num_outputs", 0), reduction=m.get("reduction", "concat"),

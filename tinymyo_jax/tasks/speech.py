@@ -241,8 +241,9 @@ def _synthesis(forward, batches, grid, out_dir: str, process) -> dict[str, Any]:
 def _model_config(config, *, task: str):
   m = config.model
   return speech.SpeechConfig.from_variant(
-      m.variant, task, num_layers=core.num_layers(config), rope_mode=m.rope_mode, dtype=core.compute_dtype(config), dropout=m.dropout,
-      attn_dropout=m.attn_dropout, drop_path=m.drop_path, num_emg_channels=m.num_channels)
+      m.variant, task, num_layers=core.num_layers(config), rope_mode=m.rope_mode,
+      dtype=core.compute_dtype(config), dropout=m.dropout, attn_dropout=m.attn_dropout,
+      drop_path=m.drop_path, num_emg_channels=m.num_channels)
 
 
 def _dataset_fn(config, sources, batch_size: int, stats, *, task: str):
