@@ -76,13 +76,11 @@ run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft
     lp) run[0]=probe ;;
     scratch) run[3]="" ;;
     lp_long) run[0]=probe; run+=(--config.finetune.num_epochs="$PROBE_LONG_EPOCHS") ;;
-    lpft|lpft_aug)
+    lpft|lpft_aug|lpft_lr)
       [ "$SEEDS" = 1 ] || { echo "the $row row starts from one probe: it needs SEEDS=1 (got $SEEDS)"; exit 2; }
-      run[3]="$lp/seed_0/best"; run+=(--config.optimizer.peak_lr="$LPFT_LR")
-      [ $row = lpft ] || run+=(--config.data.augment."$AUG_CHOSEN") ;;
-    lpft_lr)
-      [ "$SEEDS" = 1 ] || { echo "the $row row starts from one probe: it needs SEEDS=1 (got $SEEDS)"; exit 2; }
-      run[3]="$lr/head"; run+=(--config.optimizer.peak_lr="$LPFT_LR") ;;
+      run[3]="$lp/seed_0/best"; [ $row != lpft_lr ] || run[3]="$lr/head"
+      run+=(--config.optimizer.peak_lr="$LPFT_LR")
+      [ $row != lpft_aug ] || run+=(--config.data.augment."$AUG_CHOSEN") ;;
     *) echo "unknown row $row (rows: ft lp scratch lp_long lpft lpft_aug lr lpft_lr)"; exit 2 ;;
   esac
   once "$dir" timed "${dir#"$OUT"/}" "${run[@]}"
