@@ -11,9 +11,9 @@
 #               from pretrain_myo and from scratch (the same budget)
 #   pretrain_heldout  configs/pretrain.py:myo_heldout (no Myo-task test window) into
 #               $OUT/pretrain_myo_heldout, the same budget as `pretrain`
-#   myo_tasks   MyoArmband within person (cycle split, $FT_EPOCHS epochs) and myo_readings across
-#               participants ($MYO_READINGS_STEPS steps, half an epoch of its 60k windows): full
-#               fine-tuning and linear probe from pretrain_myo_heldout, scratch at the same budget
+#   myo_tasks   $MYO_TASKS: myo_readings across participants ($MYO_READINGS_STEPS steps, half an
+#               epoch of its 60k windows) and MyoArmband within person (cycle split, $FT_EPOCHS
+#               epochs), one seed, the rows of $MYO_ROWS (those of `cv`) from pretrain_myo_heldout
 #   uci_aug_each  UCI $TASK with each augmentation of $AUG alone, from pretrain_myo; then
 #               scratch with the one validation chose (time shift, $AUG_CHOSEN)
 #   uci_long    UCI $TASK with the paper's schedule: up to 50 epochs, 5 warm-up epochs, early
@@ -52,6 +52,8 @@ PROBE_LONG_EPOCHS=${PROBE_LONG_EPOCHS:-30}
 LPFT_LR=${LPFT_LR:-1e-4}             # a fifth of the recipe's: move the probed features little
 LR_LAYERS=${LR_LAYERS:-last}         # the lr row: the encoder's output (all: every layer too)
 MYO_READINGS_STEPS=${MYO_READINGS_STEPS:-940}   # 30,080 windows at batch 32 (half an epoch)
+MYO_TASKS=${MYO_TASKS:-"myo_readings myoarmband"}
+MYO_ROWS=${MYO_ROWS:-"ft lp scratch"}   # the rows of `cv` below, from pretrain_myo_heldout
 PRE="$OUT/pretrain_myo"
 PRE_HELD="$OUT/pretrain_myo_heldout"
 mkdir -p "$OUT"
@@ -65,9 +67,10 @@ build() {  # $1 = corpus, $2 = manual dir, then configs
   done
 }
 
-run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft rows start there)
-  local row=$1 task=$2 dir=$3 lp=$4
-  local run=(finetune "$task" "$dir" "$PRE/checkpoints" time)
+run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft rows start there),
+            # then extra flags for the network rows; pretrained rows start from $INIT
+  local row=$1 task=$2 dir=$3 lp=$4; shift 4
+  local run=(finetune "$task" "$dir" "${INIT:-$PRE/checkpoints}" time)
   local lr=${lp%/lp_*}/lr_${lp##*/lp_}   # the logistic-regression probe beside the lp run
   case $row in
     lr) run=($PY experiments/layer_probe.py --ckpt "$lp/seed_0/best" --task "$task"
@@ -83,6 +86,7 @@ run_row() {  # $1 = row, $2 = task, $3 = workdir, $4 = the probe's workdir (lpft
       [ $row != lpft_aug ] || run+=(--config.data.augment."$AUG_CHOSEN") ;;
     *) echo "unknown row $row (rows: ft lp scratch lp_long lpft lpft_aug lr lpft_lr)"; exit 2 ;;
   esac
+  [ $row = lr ] || run+=("$@")
   once "$dir" timed "${dir#"$OUT"/}" "${run[@]}"
 }
 
@@ -110,15 +114,13 @@ for stage in "${stages[@]}"; do
       steps=$((MYO_READINGS_STEPS / 4))
       budget=(--config.total_steps="$MYO_READINGS_STEPS" --config.optimizer.warmup_steps="$steps"
               --config.eval_every="$steps" --config.checkpoint_every="$steps")
-      for task in myo_readings myoarmband; do
-        extra=(--config.finetune.seeds=1)
-        [ $task = myoarmband ] || extra+=("${budget[@]}")
-        once "$OUT/myo_tasks/ft_$task" timed "ft_$task" finetune $task "$OUT/myo_tasks/ft_$task" \
-          "$PRE_HELD/checkpoints" time "${extra[@]}"
-        once "$OUT/myo_tasks/lp_$task" timed "lp_$task" probe $task "$OUT/myo_tasks/lp_$task" \
-          "$PRE_HELD/checkpoints" time "${extra[@]}"
-        once "$OUT/myo_tasks/scratch_$task" timed "scratch_$task" finetune $task \
-          "$OUT/myo_tasks/scratch_$task" "" time "${extra[@]}"
+      for task in $MYO_TASKS; do
+        extra=()
+        [ $task = myoarmband ] || extra=("${budget[@]}")
+        for row in $MYO_ROWS; do
+          SEEDS=1 INIT="$PRE_HELD/checkpoints" run_row "$row" $task "$OUT/myo_tasks/${row}_$task" \
+            "$OUT/myo_tasks/lp_$task" ${extra[@]+"${extra[@]}"}
+        done
       done ;;
     uci)
       for row in $UCI_ROWS; do run_row "$row" "$TASK" "$OUT/${row}_$TASK" "$OUT/lp_$TASK"; done ;;

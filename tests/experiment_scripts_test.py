@@ -27,6 +27,10 @@ def test_script_parses(script):
      {"CV_ROWS": "lp lpft lr lpft_lr"}),
     ("cross_corpus.sh", "uci", [f"{row}_uci_200hz_pooled" for row in ("lp", "lpft", "lpft_aug")],
      {"UCI_ROWS": "lp lpft lpft_aug", "SPLIT": "pooled", "SEEDS": "1"}),
+    ("cross_corpus.sh", "myo_tasks", [f"myo_tasks/{row}_{task}"
+                                      for task in ("myo_readings", "myoarmband")
+                                      for row in ("lp", "lr", "ft", "scratch", "lpft")],
+     {"MYO_ROWS": "lp lr ft scratch lpft"}),
 ])
 def test_finished_runs_are_not_redone(tmp_path, script, stage, workdirs, extra_env):
   for name in workdirs:
