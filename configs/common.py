@@ -24,6 +24,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.name = "default"
   c.task = "pretrain"
   c.seed = 42
+  # A checkpoint whose params start the run ("": random init). Pretraining takes every param
+  # (continued pretraining); fine-tuning its encoder (and the head where it matches).
+  c.init_from = ""
   # model.dtype: float32, bfloat16 (bf16 compute, fp32 params, optimizer state and loss) or auto
   # (bfloat16 on accelerators and on CPUs with native bf16 dots, `tinymyo_jax/cpu_features.py`).
   # model.num_layers: 0 = the variant's depth; fewer blocks than a pretrained checkpoint keeps

@@ -14,6 +14,10 @@ Presets:
            validation subjects (`data.eval_sources`), so one checkpoint serves every UCI split.
   myo_heldout  `myo` without the windows any Myo-corpus test split holds: MyoArmband's cycle 3
            (repetition 4) and myo_readings' test participants, for the Myo-task comparisons.
+  myo_uci  `myo` plus the UCI training subjects' windows (`hz200_all` train: subjects <= 16 of
+           the documented split) at the four corpora's summed weight (half of each batch): for
+           continuing a `myo` checkpoint on the task's own recording conditions
+           (`--config.init_from=<myo checkpoints>`); it serves the documented split only.
   paper    the paper's corpora: NinaPro DB6 + DB7 + emg2pose, 16 ch x 1000 at 2 kHz, zero-padded
            to 16 channels, batch 512, 50-epoch-like schedule (needs the corpora built).
 
@@ -29,7 +33,7 @@ from configs import common
 
 def get_config(arg: str | None = None):
   presets = {"default": _default, "small": _small, "smoke": _smoke, "myo": _myo,
-             "myo_heldout": _myo_heldout, "paper": _paper}
+             "myo_heldout": _myo_heldout, "myo_uci": _myo_uci, "paper": _paper}
   name = common.pick_preset(arg, presets)
   config = common.base_config()
   config.name = name
@@ -84,6 +88,12 @@ def _myo_heldout(c):
               "myo_readings": f"train|subject!={excluded}"}
   c.data.sources = tuple((name, config, weight, 0, held_out[name]) if name in held_out
                          else (name, config, weight) for name, config, weight in MYO_SOURCES)
+
+
+def _myo_uci(c):
+  _myo(c)
+  uci_weight = sum(weight for _, _, weight in MYO_SOURCES)
+  c.data.sources = MYO_SOURCES + (("uci_emg", "hz200_all", uci_weight, 0, "train"),)
 
 
 def _paper(c):

@@ -6,7 +6,7 @@ import pytest
 
 from configs import common, finetune, pretrain
 
-PRETRAIN_PRESETS = ["default", "small", "smoke", "myo", "myo_heldout", "paper"]
+PRETRAIN_PRESETS = ["default", "small", "smoke", "myo", "myo_heldout", "myo_uci", "paper"]
 # Every name `configs/finetune.py` ships: each task, each named UCI split, and their smoke variants.
 FINETUNE_NAMES = [*finetune.TASKS, *(f"{t},{s}" for t in ("uci", "uci_200hz")
                                       for s in finetune.UCI_SPLITS)]
@@ -127,6 +127,15 @@ def test_myo_heldout_preset_leaves_out_every_myo_test_window():
   assert all(emg_common.hashed_subject_split(
       str(p), validation_percent=myo_readings.VALIDATION_PERCENT,
       test_percent=myo_readings.TEST_PERCENT) == "test" for p in excluded)
+
+
+def test_myo_uci_preset_adds_only_the_uci_training_subjects_at_half_of_each_batch():
+  config = pretrain.get_config("myo_uci")
+  *myo, uci = config.data.sources
+  assert tuple(myo) == pretrain.MYO_SOURCES
+  assert uci[:2] == ("uci_emg", "hz200_all") and uci[4] == "train"
+  assert uci[2] == pytest.approx(sum(s[2] for s in myo))
+  assert config.data.eval_sources == (("uci_emg", "hz200_all", "validation"),)
 
 
 def test_validate_rejects_bad_eval_sources():

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
 from configs import pretrain
 from tests.conftest import REPO, run_python
-from tinymyo_jax import checkpointing, input_pipeline, reporting, train
+from tinymyo_jax import checkpointing, input_pipeline, main, reporting, train
 
 SMOKE = ["-m", "tinymyo_jax.main", "--config=configs/pretrain.py:smoke"]
 
@@ -134,6 +135,36 @@ def test_nan_batch_is_refused_and_checkpoint_untouched(tmp_path, monkeypatch):
     train.train_and_evaluate(longer(9), str(tmp_path))
   after = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")}
   assert before == after
+
+
+@pytest.mark.integration
+def test_pretraining_continues_from_another_runs_checkpoint(tmp_path):
+  """`init_from` starts every param (reconstruction head included) at the checkpoint's: at a
+  negligible LR the continued run ends where that checkpoint was, a fresh one does not."""
+  train.train_and_evaluate(smoke_config(total_steps=2), str(tmp_path / "first"))
+  first, _, _ = checkpointing.load_params(str(tmp_path / "first" / "checkpoints"))
+  still = {"total_steps": 2, "seed": 7, "optimizer.peak_lr": 1e-12, "optimizer.init_lr": 0.0,
+           "optimizer.end_lr": 0.0}
+  runs, metas = {}, {}
+  for name, init in (("continued", str(tmp_path / "first" / "checkpoints")), ("fresh", "")):
+    config = smoke_config(init_from=init, **still)
+    train.train_and_evaluate(config, str(tmp_path / name), **main.continued_from(config))
+    runs[name], _, metas[name] = checkpointing.load_params(str(tmp_path / name / "checkpoints"))
+  assert metas["continued"]["init_from"] == str(tmp_path / "first" / "checkpoints")
+  assert "init_from" not in metas["fresh"]
+  for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(runs["continued"]), strict=True):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)
+  assert not all(np.allclose(a, b) for a, b in zip(jax.tree.leaves(first),
+                                                    jax.tree.leaves(runs["fresh"])))
+
+
+def test_continued_pretraining_refuses_another_rope_mode(tmp_path):
+  train.train_and_evaluate(smoke_config(total_steps=2), str(tmp_path / "first"))
+  config = smoke_config(init_from=str(tmp_path / "first" / "checkpoints"),
+                        **{"model.rope_mode": "flat"})
+  with pytest.raises(ValueError, match="pretrained with rope_mode 'time', the config asks for "
+                                       "'flat'"):
+    main.continued_from(config)
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):

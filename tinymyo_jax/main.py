@@ -65,7 +65,7 @@ def run(config):
   from tinymyo_jax import tasks
   if tasks.get(config.task).evaluate is None:  # a task that only trains (pretraining)
     from tinymyo_jax import train
-    summary = train.train_and_evaluate(config, workdir)
+    summary = train.train_and_evaluate(config, workdir, **continued_from(config))
     if jax.process_index() == 0:
       print(f"\nsteps: {summary['steps']}  final train loss: {summary['final_train_loss']}  "
             f"final eval loss: {summary['final_eval_loss']}")
@@ -80,6 +80,22 @@ def run(config):
   if jax.process_index() == 0:
     print(f"summary:     {os.path.join(workdir, 'summary.json')}")
     print(f"tensorboard: tensorboard --logdir {workdir}")
+
+
+def continued_from(config) -> dict:
+  """`train_and_evaluate` arguments that start a pretraining run from `config.init_from` (every
+  parameter of that checkpoint, reconstruction head included: continued pretraining); none
+  when it is empty."""
+  if not config.get("init_from"):
+    return {}
+  from tinymyo_jax import finetune, train
+  path = finetune.resolve_init(config.init_from)
+  init_params, rope_mode = finetune.pretrained_encoder(path, train.model_config_from(config))
+  if rope_mode != config.model.rope_mode:
+    raise ValueError(f"checkpoint {path} was pretrained with rope_mode {rope_mode!r}, the "
+                     f"config asks for {config.model.rope_mode!r}")
+  print(f"continuing pretraining from {path}")
+  return {"init_params": init_params, "extra_meta": {"init_from": path}}
 
 
 if __name__ == "__main__":
