@@ -45,8 +45,9 @@ STRENGTHS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # LogisticRegression C, 
 LAST_K = (2, 4)  # also: the mean of the last k layers' features
 
 
-def layer_features_fn(model):
-  """jit function: prepared windows [B, C, T] -> pooled features [L + 1, B, C * D] per layer."""
+def layer_features_fn(model, last_only: bool = False):
+  """jit function: prepared windows [B, C, T] -> pooled features [L + 1, B, C * D] per layer
+  ([1, B, C * D], the encoder's output, with `last_only`: a ninth of the memory)."""
   graphdef, state = nnx.split(model)
 
   def features(state, x_bct):
@@ -57,6 +58,7 @@ def layer_features_fn(model):
     for block in m.blocks:
       x = block(x, num_channels=channels, deterministic=True, rngs=None)
       streams.append(x)
+    streams = streams[-1:] if last_only else streams
     return jnp.stack([tokens_to_grid(m.norm(s), channels).mean(axis=1) for s in streams])
 
   jitted = jax.jit(features)
@@ -116,12 +118,12 @@ def run(ckpt: str, task: str, data_dir: str, layers: str = "all"):
   stats = (meta.get("input_stats") or [None])[0]
   prepare = input_pipeline.PrepareWindow(meta["data"]["normalization"], config.num_channels, (),
                                          stats)
-  fn = layer_features_fn(create_model(config, params=params))
+  fn = layer_features_fn(create_model(config, params=params), last_only=layers == "last")
   records = task_records(task, data_dir)
   encoded = {role: encode_split(fn, prepare, records[role]) for role in ROLES}
   num_layers = config.num_layers
   last = f"layer {num_layers}"
-  feature_sets = {last: num_layers}
+  feature_sets = {last: -1}   # the encoder's output is the last feature set either way
   if layers == "all":
     feature_sets = {f"layer {layer}": layer for layer in range(num_layers + 1)}
     feature_sets.update({f"mean of last {k}": slice(num_layers + 1 - k, None) for k in LAST_K

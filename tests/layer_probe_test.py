@@ -35,6 +35,9 @@ def test_features_after_the_last_block_are_what_the_head_pools():
   pooled = tokens_to_grid(model.encode(x), 8).mean(axis=1)
   np.testing.assert_allclose(feats[-1], pooled, rtol=1e-5, atol=1e-5)
   assert not np.allclose(feats[0], feats[-1])  # the blocks change the features
+  last = layer_probe.layer_features_fn(model, last_only=True)(x)
+  assert last.shape == (1, 4, 8 * cfg.embed_dim)
+  np.testing.assert_allclose(last[0], feats[-1], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("classes", [(0, 2, 3), (1, 4)])
