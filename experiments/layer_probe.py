@@ -53,11 +53,7 @@ def layer_features_fn(model, last_only: bool = False):
   def features(state, x_bct):
     m = nnx.merge(graphdef, state)
     channels = x_bct.shape[1]
-    x = m.embed(x_bct).astype(jnp.float32)
-    streams = [x]
-    for block in m.blocks:
-      x = block(x, num_channels=channels, deterministic=True, rngs=None)
-      streams.append(x)
+    streams = list(m.residual_streams(x_bct))
     streams = streams[-1:] if last_only else streams
     return jnp.stack([tokens_to_grid(m.norm(s), channels).mean(axis=1) for s in streams])
 

@@ -142,15 +142,22 @@ class TinyMyo(nnx.Module):
 
     return layers.map_over_batch(step, (x_bct, mask_bn, keys), group)
 
-  def _encode(self, x_bct, mask_bn, *, deterministic: bool, rngs) -> jnp.ndarray:
+  def residual_streams(self, x_bct, mask_bn=None, *, deterministic: bool = True, rngs=None):
+    """Yields the residual stream [B, C*S, D] after the patch embedding and after each block,
+    before the final LayerNorm (one batch group; `encode` adds the grouping and the norm)."""
     num_channels = x_bct.shape[1]
     # The residual stream stays fp32 under bf16 compute (as with torch.autocast): only the
     # branches' matmuls run in bf16, so rounding does not pile up over the blocks.
     x = self.embed(x_bct).astype(jnp.float32)
     if mask_bn is not None:
       x = jnp.where(mask_bn[..., None], self.mask_token[...].astype(x.dtype), x)
+    yield x
     for block in self.blocks:
       x = block(x, num_channels=num_channels, deterministic=deterministic, rngs=rngs)
+      yield x
+
+  def _encode(self, x_bct, mask_bn, *, deterministic: bool, rngs) -> jnp.ndarray:
+    *_, x = self.residual_streams(x_bct, mask_bn, deterministic=deterministic, rngs=rngs)
     with jax.named_scope("layer_norm"):
       return self.norm(x)
 
