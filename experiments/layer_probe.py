@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -61,10 +62,10 @@ def layer_features_fn(model, last_only: bool = False):
   return lambda x: np.asarray(jitted(state, x))
 
 
-def encode_split(fn, prepare, records, batch: int = 64):
+def encode_split(fn, prepare, records, batch: int = 64, desc: str = "encoding"):
   """(features [L + 1, N, F], labels [N], subjects [N]) of random-access records."""
   feats, labels, subjects = [], [], []
-  for start in range(0, len(records), batch):
+  for start in tqdm(range(0, len(records), batch), desc=desc, unit="batch", leave=False):
     rows = [records[i] for i in range(start, min(start + batch, len(records)))]
     x = np.stack([prepare.map(r)["emg"] for r in rows])
     pad = batch - len(rows)   # one compiled shape
@@ -116,7 +117,8 @@ def run(ckpt: str, task: str, data_dir: str, layers: str = "all"):
                                          stats)
   fn = layer_features_fn(create_model(config, params=params), last_only=layers == "last")
   records = task_records(task, data_dir)
-  encoded = {role: encode_split(fn, prepare, records[role]) for role in ROLES}
+  encoded = {role: encode_split(fn, prepare, records[role], desc=f"encoding {role}")
+             for role in ROLES}
   num_layers = config.num_layers
   last = f"layer {num_layers}"
   feature_sets = {last: -1}   # the encoder's output is the last feature set either way
