@@ -12,8 +12,10 @@ Presets:
            myo_readings, myodisco, ciil; ~90 people, 8 ch x 200 samples = 1 s at 200 Hz), no
            UCI recording; weights ~ sqrt(hours); masked loss logged per corpus and on the UCI
            validation subjects (`data.eval_sources`), so one checkpoint serves every UCI split.
-  myo_heldout  `myo` without the windows any Myo-corpus test split holds: MyoArmband's cycle 3
-           (repetition 4) and myo_readings' test participants, for the Myo-task comparisons.
+  myo_heldout  `myo` without the test windows of the across-people and within-person tasks
+           run from it: MyoArmband's cycle 3 (repetition 4) and myo_readings' test participants.
+           The `all` windows of myodisco and ciil stay in (their day-2 / post-shift test
+           recordings too, unlabeled): rows of those tasks from it are transductive.
   myo_uci  `myo` plus the UCI training subjects' windows (`hz200_all` train: subjects <= 16 of
            the documented split) at the four corpora's summed weight (half of each batch): for
            continuing a `myo` checkpoint on the task's own recording conditions

@@ -12,8 +12,9 @@
 #   pretrain_heldout  configs/pretrain.py:myo_heldout (no Myo-task test window) into
 #               $OUT/pretrain_myo_heldout, the same budget as `pretrain`
 #   myo_tasks   $MYO_TASKS: myo_readings across participants ($MYO_READINGS_STEPS steps, half an
-#               epoch of its 60k windows) and MyoArmband within person (cycle split, $FT_EPOCHS
-#               epochs), one seed, the rows of $MYO_ROWS (those of `cv`) from pretrain_myo_heldout
+#               epoch of its 60k windows), MyoArmband within person (cycle split) and the other
+#               Myo tasks (myodisco, ciil: $FT_EPOCHS epochs each), one seed, the rows of
+#               $MYO_ROWS (those of `cv`) from pretrain_myo_heldout
 #   uci_aug_each  UCI $TASK with each augmentation of $AUG alone, from pretrain_myo; then
 #               scratch with the one validation chose (time shift, $AUG_CHOSEN)
 #   uci_long    UCI $TASK with the paper's schedule: up to 50 epochs, 5 warm-up epochs, early
@@ -116,7 +117,7 @@ for stage in "${stages[@]}"; do
               --config.eval_every="$steps" --config.checkpoint_every="$steps")
       for task in $MYO_TASKS; do
         extra=()
-        [ $task = myoarmband ] || extra=("${budget[@]}")
+        [ $task != myo_readings ] || extra=("${budget[@]}")
         for row in $MYO_ROWS; do
           SEEDS=1 INIT="$PRE_HELD/checkpoints" run_row "$row" $task "$OUT/myo_tasks/${row}_$task" \
             "$OUT/myo_tasks/lp_$task" ${extra[@]+"${extra[@]}"}
