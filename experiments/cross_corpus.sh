@@ -9,7 +9,7 @@
 #               lpft_aug need SEEDS=1) from pretrain_myo
 #   uci_aug     UCI $TASK with armband-rotation + amplitude + time-shift augmentation ($AUG):
 #               from pretrain_myo and from scratch (the same budget)
-#   pretrain_heldout  configs/pretrain.py:myo_heldout (no Myo-task test window) into
+#   pretrain_heldout  configs/pretrain.py:myo_heldout (no myo_readings / MyoArmband test window) into
 #               $OUT/pretrain_myo_heldout, the same budget as `pretrain`
 #   myo_tasks   $MYO_TASKS: myo_readings across participants ($MYO_READINGS_STEPS steps, half an
 #               epoch of its 60k windows), MyoArmband within person (cycle split) and the other
